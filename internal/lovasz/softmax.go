@@ -1,0 +1,313 @@
+package lovasz
+
+import (
+	"math"
+)
+
+// ImageLoss is the Lovász-Softmax loss of one image.
+type ImageLoss struct {
+	// ValidPixels counts pixels whose label is not the ignore value. An image
+	// without valid pixels has no loss: Loss is 0 and must not enter a mean.
+	ValidPixels int64
+	// Loss is the mean of PerClass over the class set.
+	Loss float64
+	// Bound bounds |Loss - exact value| (0 when every class took the exact
+	// path).
+	Bound float64
+	// PerClass[c] is the loss of class c, NaN when c is not in the class set
+	// for this image (under Present: absent from its valid labels).
+	PerClass []float64
+}
+
+// Evaluator computes per-image statistics with buffers that are reused from
+// one image to the next, so that a warm Evaluator allocates nothing. Results
+// that hold slices are valid until the next call. An Evaluator is not safe for
+// concurrent use; use one per goroutine.
+type Evaluator struct {
+	// Valid pixel indexes grouped by label (a counting sort): class c's
+	// pixels are pixels[start[c]:start[c+1]], ignored pixels follow the last
+	// class.
+	pixels []int32
+	start  []int
+
+	// Fine histogram of one class: background counts and offset sums (in
+	// units of the bin's ulp), foreground counts and sums of error minus the
+	// bin's low edge.
+	nb  *[fineSlots]int64
+	off *[fineSlots]uint64
+	nf  *[fineSlots]int64
+	sf  *[fineSlots]float64
+	sb  []float64
+
+	pairs    []errorPair
+	perClass []float64
+	inSet    []bool
+
+	best []float32 // argmax scratch
+	arg  []int32
+	sum  []float64 // softmax scratch
+}
+
+// NewEvaluator returns an Evaluator with empty buffers.
+func NewEvaluator() *Evaluator {
+	return &Evaluator{
+		nb:  new([fineSlots]int64),
+		off: new([fineSlots]uint64),
+		nf:  new([fineSlots]int64),
+		sf:  new([fineSlots]float64),
+		sb:  make([]float64, fineBins),
+	}
+}
+
+// LovaszSoftmax returns the Lovász-Softmax loss of one image from class
+// probabilities probs[c*H*W+i] and labels[i].
+//
+// Probabilities must be finite and lie in [-0.5, 1.5] (rounded softmax output
+// fits easily; anything else is not a probability). Labels must lie in
+// [0, classes) or equal the ignore value.
+//
+// When hist is not nil, the errors of every class (whether or not it is in the
+// class set) are added to it, for the dataset-level loss; hist must have been
+// made for the same number of classes.
+func (ev *Evaluator) LovaszSoftmax(probs []float32, labels []int32, classes, height, width int, opt Options, hist *Histogram) (ImageLoss, error) {
+	if classes < 2 {
+		return ImageLoss{}, badInput("Lovász-Softmax needs at least 2 classes, got %d (use the Lovász hinge for binary outputs)", classes)
+	}
+	if err := checkShape(probs, labels, classes, height, width); err != nil {
+		return ImageLoss{}, err
+	}
+	if err := checkClassSet(opt.Classes, classes); err != nil {
+		return ImageLoss{}, err
+	}
+	if hist != nil && hist.Classes != classes {
+		return ImageLoss{}, badInput("histogram has %d classes, image has %d", hist.Classes, classes)
+	}
+	if err := ev.groupByLabel(labels, classes, width, opt); err != nil {
+		return ImageLoss{}, err
+	}
+	ev.selectClasses(classes, opt.Classes)
+	p := height * width
+	res := ImageLoss{ValidPixels: int64(ev.start[classes]), PerClass: ev.perClass}
+	if res.ValidPixels == 0 {
+		// Nothing is evaluated, but bad values are still bad input.
+		for i, v := range probs {
+			if !(v >= -0.5 && v <= 1.5) {
+				return ImageLoss{}, badInput("probability %v of class %d at pixel %s is not in [-0.5, 1.5]", v, i/p, pixelAt(i%p, width))
+			}
+		}
+		return res, nil
+	}
+	counted := 0
+	for c := range classes {
+		plane := probs[c*p : (c+1)*p]
+		need := ev.inSet[c]
+		if !need && hist == nil {
+			continue
+		}
+		loss, bound, err := ev.classLoss(plane, labels, c, width, opt, hist)
+		if err != nil {
+			return ImageLoss{}, err
+		}
+		if need {
+			res.PerClass[c] = loss
+			res.Loss += loss
+			res.Bound += bound
+			counted++
+		}
+	}
+	if counted > 0 {
+		res.Loss /= float64(counted)
+		res.Bound /= float64(counted)
+	}
+	return res, nil
+}
+
+// groupByLabel validates labels and sorts valid pixel indexes by label.
+func (ev *Evaluator) groupByLabel(labels []int32, classes, width int, opt Options) error {
+	ev.start = resize(ev.start, classes+2)
+	clear(ev.start)
+	count := ev.start[1:] // count[c] for class c, count[classes] for ignored
+	for i, l := range labels {
+		switch {
+		case opt.HasIgnore && int(l) == opt.Ignore:
+			count[classes]++
+		case l < 0 || int(l) >= classes:
+			return badInput("label %d at pixel %s is outside [0, %d) and is not the ignore value%s", l, pixelAt(i, width), classes, ignoreNote(opt))
+		default:
+			count[l]++
+		}
+	}
+	for c := 1; c < len(ev.start); c++ {
+		ev.start[c] += ev.start[c-1]
+	}
+	ev.pixels = resize(ev.pixels, len(labels))
+	next := ev.start[:classes+1] // fill cursors; restored below
+	for i, l := range labels {
+		c := classes
+		if !(opt.HasIgnore && int(l) == opt.Ignore) {
+			c = int(l)
+		}
+		ev.pixels[next[c]] = int32(i)
+		next[c]++
+	}
+	// The cursors now point at each group's end, i.e. the next group's start.
+	copy(ev.start[1:], ev.start[:classes+1])
+	ev.start[0] = 0
+	return nil
+}
+
+func ignoreNote(opt Options) string {
+	if opt.HasIgnore {
+		return ""
+	}
+	return " (no ignore value is set)"
+}
+
+// selectClasses marks the classes the image's loss averages over and resets
+// the per-class losses.
+func (ev *Evaluator) selectClasses(classes int, set ClassSet) {
+	ev.inSet = resize(ev.inSet, classes)
+	ev.perClass = resize(ev.perClass, classes)
+	for c := range classes {
+		ev.perClass[c] = math.NaN()
+		switch set.Mode {
+		case Present:
+			ev.inSet[c] = ev.start[c+1] > ev.start[c]
+		case All:
+			ev.inSet[c] = true
+		default:
+			ev.inSet[c] = false
+		}
+	}
+	if set.Mode == List {
+		for _, id := range set.IDs {
+			ev.inSet[id] = true
+		}
+	}
+}
+
+// classLoss returns the loss of class c, the bound on its error, and adds the
+// class's errors to hist when it is not nil.
+func (ev *Evaluator) classLoss(plane []float32, labels []int32, c, width int, opt Options, hist *Histogram) (loss, bound float64, err error) {
+	fg := ev.pixels[ev.start[c]:ev.start[c+1]]
+	ignored := ev.pixels[ev.start[len(ev.start)-2]:]
+	g := int64(len(fg))
+	n := int64(ev.start[len(ev.start)-2])
+
+	clear(ev.nb[:])
+	clear(ev.off[:])
+	clear(ev.nf[:])
+	clear(ev.sf[:])
+	if i := binBackground(plane, ev.nb, ev.off); i >= 0 {
+		return 0, 0, badInput("probability %v of class %d at pixel %s is not in [-0.5, 1.5]", plane[i], c, pixelAt(i, width))
+	}
+	unbin(plane, ignored, ev.nb, ev.off)
+	moveToForeground(plane, fg, ev.nb, ev.off, ev.nf, ev.sf)
+	for k := 1; k < fineBins; k++ {
+		ev.sb[k] = float64(ev.off[k]) * fineULP[k]
+	}
+	maxErr := math.NaN()
+	if g == 0 && n > 0 {
+		maxErr = ev.maxBackgroundError(plane, labels, len(ignored) > 0, opt)
+	}
+	if hist != nil {
+		hist.addFine(c, ev.nf[:fineBins], ev.nb[:fineBins], ev.sf[:fineBins], ev.sb, maxErr)
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	if g == 0 {
+		// Every pixel is background: J = 1 from the first pixel on.
+		return maxErr, 0, nil
+	}
+	loss, bound = walk(fine, g, n, ev.nf[:fineBins], ev.nb[:fineBins], ev.sf[:fineBins], ev.sb)
+	if bound > opt.tolerance() {
+		return ev.exactClassLoss(plane, labels, c, opt), 0, nil
+	}
+	return loss, bound, nil
+}
+
+// binBackground counts every pixel of plane as background (error |p|) into
+// the fine bins. It returns the index of a value outside [-0.5, 1.5] (NaN and
+// infinities included), or -1.
+func binBackground(plane []float32, nb *[fineSlots]int64, off *[fineSlots]uint64) int {
+	var maxAbs, maxRaw uint32
+	for _, p := range plane {
+		raw := math.Float32bits(p)
+		abs := raw &^ (1 << 31)
+		maxAbs = max(maxAbs, abs)
+		maxRaw = max(maxRaw, raw)
+		k := fineBin32(abs)
+		nb[k]++
+		off[k] += uint64(abs & offsetMask32)
+	}
+	if maxAbs <= maxProbBits && maxRaw <= minProbBits {
+		return -1
+	}
+	for i, p := range plane {
+		if !(p >= -0.5 && p <= 1.5) {
+			return i
+		}
+	}
+	return -1
+}
+
+// unbin removes the given pixels from the background bins.
+func unbin(plane []float32, pixels []int32, nb *[fineSlots]int64, off *[fineSlots]uint64) {
+	for _, i := range pixels {
+		abs := math.Float32bits(plane[i]) &^ (1 << 31)
+		k := fineBin32(abs)
+		nb[k]--
+		off[k] -= uint64(abs & offsetMask32)
+	}
+}
+
+// moveToForeground moves the class's own pixels from the background bins to
+// the foreground bins, where their error is |1-p|, exact in float64.
+func moveToForeground(plane []float32, fg []int32, nb *[fineSlots]int64, off *[fineSlots]uint64, nf *[fineSlots]int64, sf *[fineSlots]float64) {
+	unbin(plane, fg, nb, off)
+	for _, i := range fg {
+		e := math.Abs(1 - float64(plane[i]))
+		k := fineBin64(e)
+		nf[k]++
+		sf[k] += e - fine.lo[k]
+	}
+}
+
+// maxBackgroundError is the largest |p| over valid pixels: the loss of a
+// class absent from the image.
+func (ev *Evaluator) maxBackgroundError(plane []float32, labels []int32, anyIgnored bool, opt Options) float64 {
+	var m float32
+	for i, p := range plane {
+		if anyIgnored && int(labels[i]) == opt.Ignore {
+			continue
+		}
+		m = max(m, float32(math.Abs(float64(p))))
+	}
+	return float64(m)
+}
+
+// exactClassLoss computes class c's loss by sorting its errors.
+func (ev *Evaluator) exactClassLoss(plane []float32, labels []int32, c int, opt Options) float64 {
+	ev.pairs = ev.pairs[:0]
+	for i, l := range labels {
+		if opt.HasIgnore && int(l) == opt.Ignore {
+			continue
+		}
+		fg := int(l) == c
+		target := 0.0
+		if fg {
+			target = 1
+		}
+		ev.pairs = append(ev.pairs, errorPair{err: math.Abs(target - float64(plane[i])), fg: fg})
+	}
+	return lovaszExtension(ev.pairs)
+}
+
+// resize returns s with length n, reusing its storage when large enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
