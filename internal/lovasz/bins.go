@@ -4,12 +4,12 @@ import "math"
 
 // Errors are binned by their floating-point bits: a bin is an exponent and the
 // top mantissa bits, so bins are narrow where errors are small and the binning
-// is integer-only. Octaves run from 2^minExp up to 2^1 (the largest error of a
-// probability in [-0.5, 1.5] is 1.5); bin 0 holds everything below 2^minExp,
-// including exact zeros.
+// is integer-only. Octaves run from 2^minExp up to 2^2: probabilities lie in
+// [-1.5, 1.5], so background errors |p| stay below 2 and foreground errors
+// |1-p| below 4. Bin 0 holds everything below 2^minExp, exact zeros included.
 const (
 	minExp       = -24
-	octaves      = 1 - minExp // [2^-24, 2^-23), ..., [1, 2)
+	octaves      = 2 - minExp // [2^-24, 2^-23), ..., [2, 4)
 	fineBits     = 8          // mantissa bits per fine bin: 256 bins per octave
 	fineOctave   = 1 << fineBits
 	fineBins     = octaves*fineOctave + 1
@@ -24,8 +24,7 @@ const (
 	// error's offset from its bin's low edge, in units of the bin's ulp.
 	offsetMask32 = 1<<(23-fineBits) - 1
 
-	maxProbBits = 0x3fc00000 // float32 bits of 1.5
-	minProbBits = 0xbf000000 // float32 bits of -0.5, the most negative accepted
+	maxProbBits = 0x3fc00000 // float32 bits of 1.5, the largest |p| accepted
 )
 
 // layout describes the bins of one resolution.
@@ -72,11 +71,17 @@ var fineULP = func() []float64 {
 }()
 
 // fineBin32 is the fine bin of a non-negative float32 error given its bits.
+// Errors of 2^(octaves+minExp) and above, NaN and infinities included, land in
+// the last slot, past every real bin.
 func fineBin32(bits uint32) int {
 	k := int(bits>>(23-fineBits)) - fineBase32
 	k &^= k >> 63 // below 2^minExp: bin 0
-	return k & fineSlotMask
+	return min(k, fineSlots-1)
 }
+
+// maxProbBin is the bin of the largest accepted probability: a count above it
+// flags a bad value.
+var maxProbBin = fineBin32(maxProbBits)
 
 // fineBin64 is the fine bin of a non-negative float64 error.
 func fineBin64(e float64) int {

@@ -572,3 +572,37 @@ func TestCountsMergeIsOrderFree(t *testing.T) {
 		t.Error("merging counts of different class numbers succeeded")
 	}
 }
+
+// binBackground packs counts and offsets into one word per bin and flushes
+// every packedPixels pixels; a plane longer than that must count exactly.
+func TestBinBackgroundAcrossPackedChunks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a 64 MB plane")
+	}
+	plane := make([]float32, packedPixels+1024)
+	for i := range plane {
+		plane[i] = float32(i%1024) / 1024
+	}
+	var packed [fineSlots]uint64
+	var nb [fineSlots]int64
+	var off [fineSlots]uint64
+	if i := binBackground(plane, &packed, &nb, &off); i != -1 {
+		t.Fatalf("value %v at %d flagged", plane[i], i)
+	}
+	var wantN [fineSlots]int64
+	var wantOff [fineSlots]uint64
+	for _, p := range plane[:1024] {
+		bits := math.Float32bits(p)
+		k := fineBin32(bits)
+		n := int64(len(plane) / 1024)
+		wantN[k] += n
+		wantOff[k] += uint64(n) * uint64(bits&offsetMask32)
+	}
+	if nb != wantN || off != wantOff {
+		t.Error("binned counts or offsets differ from a direct count")
+	}
+	plane[packedPixels+3] = float32(math.NaN())
+	if i := binBackground(plane, &packed, &nb, &off); i != packedPixels+3 {
+		t.Errorf("NaN at %d reported at %d", packedPixels+3, i)
+	}
+}
