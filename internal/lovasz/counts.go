@@ -29,6 +29,18 @@ func (c *Counts) Reset() {
 	clear(c.UnknownPred)
 }
 
+// ValidPixels is the number of pixels counted.
+func (c *Counts) ValidPixels() int64 {
+	var n int64
+	for _, v := range c.Confusion {
+		n += v
+	}
+	for _, v := range c.UnknownPred {
+		n += v
+	}
+	return n
+}
+
 // Merge adds o into c.
 func (c *Counts) Merge(o *Counts) error {
 	if c.Classes != o.Classes {

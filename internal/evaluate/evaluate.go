@@ -1,0 +1,209 @@
+// Package evaluate turns decoded images into per-image results and a
+// mergeable dataset accumulator, by way of internal/lovasz. It is the glue
+// between decoding and the math, with no Beam and no I/O, so that the
+// pipeline's DoFns stay thin and the whole evaluation is testable in process.
+package evaluate
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/segeval/segeval/internal/lovasz"
+	"github.com/segeval/segeval/internal/sample"
+)
+
+// Mode is the kind of model being evaluated.
+type Mode string
+
+const (
+	// Multiclass models output C >= 2 class scores per pixel; the loss is
+	// the Lovász-Softmax.
+	Multiclass Mode = "multiclass"
+	// Binary models output one logit per pixel; the loss is the Lovász
+	// hinge and IoU is over classes 0 and 1 from logit > 0.
+	Binary Mode = "binary"
+)
+
+// Options are the evaluation settings shared by every image of a run. Fields
+// are exported so that they travel inside Beam DoFns.
+type Options struct {
+	Mode Mode
+	// Classes is the number of classes; 0 takes it from the first image's
+	// probabilities (and requires every image to agree).
+	Classes   int
+	ClassSet  lovasz.ClassSet
+	Ignore    int
+	HasIgnore bool
+	// BinsPerOctave is the dataset histogram's resolution.
+	BinsPerOctave int
+}
+
+func (o Options) lovasz() lovasz.Options {
+	return lovasz.Options{Classes: o.ClassSet, Ignore: o.Ignore, HasIgnore: o.HasIgnore}
+}
+
+// Result is the small per-image record that travels on after evaluation.
+// Undefined values are NaN.
+type Result struct {
+	Key           string
+	Shard         string
+	ValidPixels   int64
+	Loss          float64 // Lovász-Softmax (or hinge in binary mode); NaN for argmax maps and images without valid pixels
+	LossBound     float64
+	MIoU          float64 // over classes with a non-empty union in this image
+	PixelAccuracy float64
+}
+
+// Evaluator evaluates images one at a time and accumulates them. It reuses
+// its buffers from image to image; use one per goroutine.
+type Evaluator struct {
+	opt    Options
+	ev     *lovasz.Evaluator
+	probs  []float32
+	pred   []int32
+	counts *lovasz.Counts
+	acc    *Accumulator
+}
+
+// NewEvaluator returns an Evaluator with an empty accumulator.
+func NewEvaluator(opt Options) *Evaluator {
+	return &Evaluator{opt: opt, ev: lovasz.NewEvaluator()}
+}
+
+// Accumulator returns what has been accumulated since the last Take, or nil
+// when nothing was.
+func (e *Evaluator) Take() *Accumulator {
+	acc := e.acc
+	e.acc = nil
+	return acc
+}
+
+// Evaluate scores one image, adds it to the accumulator and returns its
+// result. Errors name the image; bad input wraps lovasz.ErrBadInput.
+func (e *Evaluator) Evaluate(img *sample.Image, shard string) (Result, error) {
+	res, err := e.evaluate(img, shard)
+	if err != nil {
+		return Result{}, fmt.Errorf("shard %s, sample %s: %w", shard, img.Key, err)
+	}
+	return res, nil
+}
+
+func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
+	classes, err := e.classesOf(img)
+	if err != nil {
+		return Result{}, err
+	}
+	if e.opt.HasIgnore && e.opt.Ignore >= 0 && e.opt.Ignore < classes {
+		return Result{}, badInput("the ignore index %d is a class id of this %d-class prediction", e.opt.Ignore, classes)
+	}
+	if e.acc == nil {
+		if e.acc, err = NewAccumulator(classes, e.opt.BinsPerOctave); err != nil {
+			return Result{}, err
+		}
+	}
+	if e.counts == nil || e.counts.Classes != classes {
+		e.counts = lovasz.NewCounts(classes)
+	}
+	e.counts.Reset()
+	res := Result{Key: img.Key, Shard: shard, Loss: math.NaN(), LossBound: math.NaN()}
+	opt := e.opt.lovasz()
+	h, w := img.Height, img.Width
+	var perClass []float64
+
+	switch {
+	case e.opt.Mode == Binary:
+		loss, err := e.ev.LovaszHinge(img.Scores, img.Labels, h, w, opt)
+		if err != nil {
+			return Result{}, err
+		}
+		res.ValidPixels = loss.ValidPixels
+		if loss.ValidPixels > 0 {
+			res.Loss, res.LossBound = loss.Loss, 0
+		}
+		e.pred = lovasz.BinaryPrediction(img.Scores, e.pred)
+		if err := lovasz.CountPredictions(e.pred, img.Labels, h, w, opt, e.counts); err != nil {
+			return Result{}, err
+		}
+	case img.Prediction == sample.ArgmaxMap:
+		if err := lovasz.CountPredictions(img.Pred, img.Labels, h, w, opt, e.counts); err != nil {
+			return Result{}, err
+		}
+		res.ValidPixels = e.counts.ValidPixels()
+	default:
+		probs := img.Scores
+		if img.Prediction == sample.Logits {
+			if e.probs, err = e.ev.Softmax(img.Scores, classes, e.probs); err != nil {
+				return Result{}, err
+			}
+			probs = e.probs
+		}
+		loss, err := e.ev.LovaszSoftmax(probs, img.Labels, classes, h, w, opt, e.acc.Histogram)
+		if err != nil {
+			return Result{}, err
+		}
+		res.ValidPixels = loss.ValidPixels
+		if loss.ValidPixels > 0 {
+			res.Loss, res.LossBound = loss.Loss, loss.Bound
+			perClass = loss.PerClass
+		}
+		if err := e.ev.CountArgmax(probs, img.Labels, h, w, opt, e.counts); err != nil {
+			return Result{}, err
+		}
+	}
+	res.MIoU = e.counts.MeanIoU()
+	res.PixelAccuracy = e.counts.PixelAccuracy()
+	if err := e.acc.add(res, perClass, e.counts); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// classesOf checks the image's prediction against the mode and the
+// configured number of classes, and returns the number of classes.
+func (e *Evaluator) classesOf(img *sample.Image) (int, error) {
+	if e.opt.Mode == Binary {
+		if img.Prediction != sample.Logits || img.Classes != 1 {
+			return 0, badInput("binary mode needs logits of shape [H,W] or [1,H,W], got %s", describe(img))
+		}
+		return 2, nil
+	}
+	if img.Prediction == sample.ArgmaxMap {
+		if e.opt.Classes == 0 {
+			return 0, badInput("the prediction is a class map: --num_classes is required")
+		}
+		return e.opt.Classes, nil
+	}
+	if img.Classes < 2 {
+		return 0, badInput("multiclass mode needs at least 2 classes of scores, got %s (binary models: --mode=binary)", describe(img))
+	}
+	want := e.opt.Classes
+	if want == 0 && e.acc != nil {
+		want = e.acc.Classes
+	}
+	if want != 0 && img.Classes != want {
+		return 0, badInput("the prediction has %d classes, expected %d", img.Classes, want)
+	}
+	return img.Classes, nil
+}
+
+func describe(img *sample.Image) string {
+	switch img.Prediction {
+	case sample.ArgmaxMap:
+		return "a class map"
+	case sample.Logits:
+		return fmt.Sprintf("%d-class logits", img.Classes)
+	}
+	return fmt.Sprintf("%d-class probabilities", img.Classes)
+}
+
+func badInput(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", lovasz.ErrBadInput, fmt.Sprintf(format, args...))
+}
+
+// IsBadInput reports whether err is about the input data rather than the
+// system: a defect in a sample, not a failure to retry.
+func IsBadInput(err error) bool {
+	var se *sample.Error
+	return errors.Is(err, lovasz.ErrBadInput) || errors.As(err, &se)
+}

@@ -1,0 +1,218 @@
+package npy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Limits bounds what the decoders accept, so that a hostile or corrupt file
+// cannot make them allocate without bound.
+type Limits struct {
+	// MaxElements is the largest element count (product of the shape) a
+	// decoder accepts. It must be positive: a zero limit is a configuration
+	// mistake, not "unlimited".
+	MaxElements int64
+}
+
+// dtype is a parsed NumPy type string such as "<f4".
+type dtype struct {
+	descr string
+	code  string // kind and size, such as "f4": f float, i signed, u unsigned, b bool
+	size  int    // bytes per element
+	order binary.ByteOrder
+}
+
+// elementSizes maps the kind and size part of each supported type string to
+// its size in bytes.
+var elementSizes = map[string]int{
+	"f2": 2, "f4": 4, "f8": 8,
+	"i1": 1, "i2": 2, "i4": 4, "i8": 8,
+	"u1": 1, "u2": 2, "u4": 4, "u8": 8,
+	"b1": 1,
+}
+
+// parseDescr parses the type strings of the numeric dtypes this package
+// decodes: a byte order ('<' little, '>' big, '=' native, '|' not
+// applicable), a kind and a size in bytes.
+func parseDescr(descr string) (dtype, error) {
+	if len(descr) < 2 || elementSizes[descr[1:]] == 0 {
+		return dtype{}, fmt.Errorf("npy: unsupported dtype %q (want bool, an integer or a float of 2, 4 or 8 bytes)", descr)
+	}
+	dt := dtype{descr: descr, code: descr[1:], size: elementSizes[descr[1:]]}
+	switch descr[0] {
+	case '<':
+		dt.order = binary.LittleEndian
+	case '>':
+		dt.order = binary.BigEndian
+	case '=':
+		dt.order = binary.NativeEndian
+	case '|':
+		if dt.size != 1 {
+			return dtype{}, fmt.Errorf("npy: dtype %q: byte order '|' is only valid for one-byte types", descr)
+		}
+		dt.order = binary.NativeEndian // never consulted for one-byte types
+	default:
+		return dtype{}, fmt.Errorf("npy: unsupported byte order in dtype %q", descr)
+	}
+	return dt, nil
+}
+
+// array is a validated .npy file whose elements are not yet converted.
+type array struct {
+	dt    dtype
+	shape []int
+	n     int    // element count
+	body  []byte // exactly n*dt.size bytes
+}
+
+// parse reads the header of the .npy file in data and checks it against lim
+// and against the bytes present, allocating nothing in proportion to the
+// declared shape.
+func parse(data []byte, lim Limits) (array, error) {
+	if lim.MaxElements <= 0 {
+		return array{}, fmt.Errorf("npy: Limits.MaxElements must be positive, got %d", lim.MaxElements)
+	}
+	h, offset, err := ReadHeader(bytes.NewReader(data))
+	if err != nil {
+		return array{}, err
+	}
+	if h.FortranOrder {
+		return array{}, errors.New("npy: fortran_order arrays are not supported; save with np.ascontiguousarray")
+	}
+	dt, err := parseDescr(h.Descr)
+	if err != nil {
+		return array{}, err
+	}
+	n := int64(1)
+	for _, d := range h.Shape {
+		if d != 0 && n > lim.MaxElements/int64(d) {
+			return array{}, fmt.Errorf("npy: shape %v exceeds the limit of %d elements", h.Shape, lim.MaxElements)
+		}
+		n *= int64(d)
+	}
+	if n > lim.MaxElements {
+		return array{}, fmt.Errorf("npy: shape %v exceeds the limit of %d elements", h.Shape, lim.MaxElements)
+	}
+	body := data[offset:]
+	if want := n * int64(dt.size); int64(len(body)) != want {
+		return array{}, fmt.Errorf("npy: shape %v of %s needs %d data bytes, file has %d", h.Shape, dt.descr, want, len(body))
+	}
+	return array{dt: dt, shape: h.Shape, n: int(n), body: body}, nil
+}
+
+// DecodeFloat32 decodes a .npy file of float16, float32 or float64 elements
+// into float32 values in C (row-major) order, and returns them with the
+// array's shape. The values are stored in dst when its capacity suffices, so
+// a caller decoding many files can reuse one buffer.
+func DecodeFloat32(data []byte, lim Limits, dst []float32) ([]float32, []int, error) {
+	a, err := parse(data, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.dt.code[0] != 'f' {
+		return nil, nil, fmt.Errorf("npy: dtype %q is not a floating-point type (want f2, f4 or f8)", a.dt.descr)
+	}
+	out := resize(dst, a.n)
+	b, order := a.body, a.dt.order
+	switch a.dt.size {
+	case 2:
+		for i := range out {
+			out[i] = Float16ToFloat32(order.Uint16(b[2*i:]))
+		}
+	case 4:
+		for i := range out {
+			out[i] = math.Float32frombits(order.Uint32(b[4*i:]))
+		}
+	case 8:
+		for i := range out {
+			out[i] = float32(math.Float64frombits(order.Uint64(b[8*i:])))
+		}
+	}
+	return out, a.shape, nil
+}
+
+// DecodeInt32 decodes a .npy file of integer or bool elements of any width
+// and byte order into int32 values in C (row-major) order, and returns them
+// with the array's shape. A value outside the int32 range is an error. The
+// values are stored in dst when its capacity suffices.
+func DecodeInt32(data []byte, lim Limits, dst []int32) ([]int32, []int, error) {
+	a, err := parse(data, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.dt.code[0] == 'f' {
+		return nil, nil, fmt.Errorf("npy: dtype %q is not an integer type", a.dt.descr)
+	}
+	out := resize(dst, a.n)
+	b, order := a.body, a.dt.order
+	switch a.dt.code {
+	case "b1":
+		for i, v := range b {
+			out[i] = 0
+			if v != 0 {
+				out[i] = 1
+			}
+		}
+	case "i1":
+		for i, v := range b {
+			out[i] = int32(int8(v))
+		}
+	case "u1":
+		for i, v := range b {
+			out[i] = int32(v)
+		}
+	case "i2":
+		for i := range out {
+			out[i] = int32(int16(order.Uint16(b[2*i:])))
+		}
+	case "u2":
+		for i := range out {
+			out[i] = int32(order.Uint16(b[2*i:]))
+		}
+	case "i4":
+		for i := range out {
+			out[i] = int32(order.Uint32(b[4*i:]))
+		}
+	case "u4":
+		for i := range out {
+			v := order.Uint32(b[4*i:])
+			if v > math.MaxInt32 {
+				return nil, nil, outOfRange(i, strconv.FormatUint(uint64(v), 10))
+			}
+			out[i] = int32(v)
+		}
+	case "i8":
+		for i := range out {
+			v := int64(order.Uint64(b[8*i:]))
+			if v < math.MinInt32 || v > math.MaxInt32 {
+				return nil, nil, outOfRange(i, strconv.FormatInt(v, 10))
+			}
+			out[i] = int32(v)
+		}
+	case "u8":
+		for i := range out {
+			v := order.Uint64(b[8*i:])
+			if v > math.MaxInt32 {
+				return nil, nil, outOfRange(i, strconv.FormatUint(v, 10))
+			}
+			out[i] = int32(v)
+		}
+	}
+	return out, a.shape, nil
+}
+
+func outOfRange(index int, value string) error {
+	return fmt.Errorf("npy: element %d has value %s, outside the int32 range", index, value)
+}
+
+// resize returns dst resliced to length n, or a new slice if dst is too small.
+func resize[T any](dst []T, n int) []T {
+	if cap(dst) >= n {
+		return dst[:n]
+	}
+	return make([]T, n)
+}

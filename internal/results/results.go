@@ -1,0 +1,310 @@
+// Package results defines the files a run writes (metrics.json,
+// per_image.jsonl, per_class.csv) as Go types, and builds them from an
+// evaluation accumulator. Readers (the CLI summary, a baseline gate, users'
+// dashboards) share these types; SchemaVersion changes when a field changes
+// meaning or goes away.
+//
+// Every ratio is a fraction in [0, 1]. A value whose denominator is zero is
+// undefined and written as null, never as 0 or 1.
+package results
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/lovasz"
+)
+
+// SchemaVersion is the version of the output schema.
+const SchemaVersion = 1
+
+// File names under the output prefix.
+const (
+	MetricsFile  = "metrics.json"
+	PerImageFile = "per_image.jsonl"
+	PerClassFile = "per_class.csv"
+	SuccessFile  = "_SUCCESS"
+)
+
+// Metrics is metrics.json.
+type Metrics struct {
+	SchemaVersion int        `json:"schema_version"`
+	RunID         string     `json:"run_id"`
+	Provenance    Provenance `json:"provenance"`
+
+	Mode        string `json:"mode"`
+	NumClasses  int    `json:"num_classes"`
+	ClassSet    string `json:"class_set"`
+	IgnoreIndex *int   `json:"ignore_index"`
+
+	Images                   int64 `json:"images"`
+	ImagesWithoutValidPixels int64 `json:"images_without_valid_pixels"`
+	ValidPixels              int64 `json:"valid_pixels"`
+
+	LovaszSoftmax *SoftmaxLoss `json:"lovasz_softmax,omitempty"`
+	LovaszHinge   *HingeLoss   `json:"lovasz_hinge,omitempty"`
+
+	// Dataset-level metrics: counts summed over images, then divided.
+	MIoU                 *float64 `json:"miou"`
+	PixelAccuracy        *float64 `json:"pixel_accuracy"`
+	MeanAccuracy         *float64 `json:"mean_accuracy"`
+	MeanDice             *float64 `json:"mean_dice"`
+	FrequencyWeightedIoU *float64 `json:"frequency_weighted_iou"`
+	// PerImageMIoUMean is a different number from MIoU: each image's mIoU
+	// over its classes with a non-empty union, averaged over images.
+	PerImageMIoUMean *float64 `json:"per_image_miou_mean"`
+
+	Classes []Class `json:"classes"`
+}
+
+// SoftmaxLoss is the Lovász-Softmax loss of a dataset.
+type SoftmaxLoss struct {
+	// PerImageMean is the mean of per-image losses over images with valid
+	// pixels (the reference's per_image=True), within
+	// PerImageMeanErrorBound of the exact value.
+	PerImageMean           *float64 `json:"per_image_mean"`
+	PerImageMeanErrorBound *float64 `json:"per_image_mean_error_bound"`
+	// Dataset is one Lovász extension over every valid pixel of every image
+	// (the reference's per_image=False), within DatasetErrorBound.
+	Dataset           *float64 `json:"dataset"`
+	DatasetErrorBound *float64 `json:"dataset_error_bound"`
+}
+
+// HingeLoss is the Lovász hinge loss of a binary dataset.
+type HingeLoss struct {
+	PerImageMean *float64 `json:"per_image_mean"`
+}
+
+// Class is one class's row of metrics.json and per_class.csv.
+type Class struct {
+	ID           int      `json:"id"`
+	Name         string   `json:"name"`
+	IoU          *float64 `json:"iou"`
+	Intersection int64    `json:"intersection"`
+	Union        int64    `json:"union"`
+	LabelPixels  int64    `json:"label_pixels"`
+	PredPixels   int64    `json:"pred_pixels"`
+	Accuracy     *float64 `json:"accuracy"`
+	Dice         *float64 `json:"dice"`
+	// LovaszMean is the mean of the class's per-image loss over the images
+	// where it counted (under the present class set: where it is present).
+	LovaszMean *float64 `json:"lovasz_mean"`
+}
+
+// Provenance records what produced a run.
+type Provenance struct {
+	Tool      string            `json:"tool"`
+	Version   string            `json:"version"`
+	StartedAt string            `json:"started_at"`
+	Flags     map[string]string `json:"flags"`
+	Inputs    []string          `json:"inputs"`
+	Shards    []Shard           `json:"shards"`
+}
+
+// Shard is one input file.
+type Shard struct {
+	Path       string `json:"path"`
+	Size       int64  `json:"size"`
+	Generation int64  `json:"generation,omitempty"` // GCS object generation
+}
+
+// Settings are the run's settings that shape the summary.
+type Settings struct {
+	Mode       evaluate.Mode
+	ClassSet   lovasz.ClassSet
+	Ignore     int
+	HasIgnore  bool
+	ClassNames []string // optional; missing names default to the id
+}
+
+// Summarize builds metrics.json's content from the run's accumulator. A nil
+// accumulator means no image was read.
+func Summarize(acc *evaluate.Accumulator, set Settings, runID string, prov Provenance) (Metrics, error) {
+	m := Metrics{
+		SchemaVersion: SchemaVersion,
+		RunID:         runID,
+		Provenance:    prov,
+		Mode:          string(set.Mode),
+		ClassSet:      set.ClassSet.String(),
+		Classes:       []Class{},
+	}
+	if set.HasIgnore {
+		m.IgnoreIndex = &set.Ignore
+	}
+	if acc == nil {
+		return m, nil
+	}
+	m.NumClasses = acc.Classes
+	m.Images = acc.Images
+	m.ImagesWithoutValidPixels = acc.ImagesWithoutValidPixels
+	m.ValidPixels = acc.ValidPixels
+
+	perImageMean := mean(acc.LossSum, acc.ImagesWithLoss)
+	if set.Mode == evaluate.Binary {
+		m.LovaszHinge = &HingeLoss{PerImageMean: perImageMean}
+	} else {
+		loss := &SoftmaxLoss{PerImageMean: perImageMean, PerImageMeanErrorBound: mean(acc.LossBoundSum, acc.ImagesWithLoss)}
+		ds, err := acc.Histogram.Loss(set.ClassSet)
+		if err != nil {
+			return Metrics{}, err
+		}
+		if ds.ValidPixels > 0 {
+			loss.Dataset, loss.DatasetErrorBound = number(ds.Loss), number(ds.Bound)
+		}
+		m.LovaszSoftmax = loss
+	}
+
+	cm := acc.Counts.Metrics()
+	m.MIoU = number(cm.MIoU)
+	m.PixelAccuracy = number(cm.PixelAccuracy)
+	m.MeanAccuracy = number(cm.MeanAccuracy)
+	m.MeanDice = number(cm.MeanDice)
+	m.FrequencyWeightedIoU = number(cm.FrequencyWeightedIoU)
+	m.PerImageMIoUMean = mean(acc.MIoUSum, acc.MIoUImages)
+	for c, s := range cm.Classes {
+		name := strconv.Itoa(c)
+		if c < len(set.ClassNames) {
+			name = set.ClassNames[c]
+		}
+		m.Classes = append(m.Classes, Class{
+			ID: c, Name: name, IoU: number(s.IoU),
+			Intersection: s.Intersection, Union: s.Union, LabelPixels: s.LabelPixels, PredPixels: s.PredPixels,
+			Accuracy: number(s.Accuracy), Dice: number(s.Dice),
+			LovaszMean: mean(acc.ClassLossSum[c], acc.ClassLossImages[c]),
+		})
+	}
+	return m, nil
+}
+
+// number maps NaN (undefined) to nil, which JSON writes as null.
+func number(v float64) *float64 {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return &v
+}
+
+func mean(sum float64, n int64) *float64 {
+	if n == 0 {
+		return nil
+	}
+	return number(sum / float64(n))
+}
+
+// MarshalMetrics renders metrics.json, indented for people.
+func MarshalMetrics(m Metrics) ([]byte, error) {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
+}
+
+// ImageRow is one line of per_image.jsonl.
+type ImageRow struct {
+	RunID       string
+	Key         string
+	Shard       string
+	ValidPixels int64
+	// LossName is "lovasz_softmax" or "lovasz_hinge": the key the loss is
+	// written under.
+	LossName      string
+	Loss          *float64
+	MIoU          *float64
+	PixelAccuracy *float64
+}
+
+// NewImageRow converts a per-image result for output.
+func NewImageRow(runID string, mode evaluate.Mode, r evaluate.Result) ImageRow {
+	name := "lovasz_softmax"
+	if mode == evaluate.Binary {
+		name = "lovasz_hinge"
+	}
+	return ImageRow{
+		RunID: runID, Key: r.Key, Shard: r.Shard, ValidPixels: r.ValidPixels,
+		LossName: name, Loss: number(r.Loss), MIoU: number(r.MIoU), PixelAccuracy: number(r.PixelAccuracy),
+	}
+}
+
+// MarshalJSON writes the row with its loss under LossName, fields in a fixed
+// order.
+func (r ImageRow) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	field := func(name string, v any) error {
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		val, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%q:%s", name, val)
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{
+		{"run_id", r.RunID}, {"key", r.Key}, {"shard", r.Shard}, {"valid_pixels", r.ValidPixels},
+		{r.LossName, r.Loss}, {"miou", r.MIoU}, {"pixel_accuracy", r.PixelAccuracy},
+	} {
+		if err := field(f.name, f.v); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// MarshalRows renders per_image.jsonl: one row per line, sorted by key (then
+// shard, for keys repeated across shards), so that outputs are deterministic.
+func MarshalRows(rows []ImageRow) ([]byte, error) {
+	slices.SortFunc(rows, func(a, b ImageRow) int {
+		if c := strings.Compare(a.Key, b.Key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Shard, b.Shard)
+	})
+	var b bytes.Buffer
+	for _, r := range rows {
+		line, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return b.Bytes(), nil
+}
+
+// MarshalClassCSV renders per_class.csv: the class table of m with a header,
+// empty cells for undefined values.
+func MarshalClassCSV(m Metrics) ([]byte, error) {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	w.Write([]string{"run_id", "id", "name", "iou", "intersection", "union", "label_pixels", "pred_pixels", "accuracy", "dice", "lovasz_mean"})
+	cell := func(v *float64) string {
+		if v == nil {
+			return ""
+		}
+		return strconv.FormatFloat(*v, 'g', -1, 64)
+	}
+	for _, c := range m.Classes {
+		w.Write([]string{
+			m.RunID, strconv.Itoa(c.ID), c.Name, cell(c.IoU),
+			strconv.FormatInt(c.Intersection, 10), strconv.FormatInt(c.Union, 10),
+			strconv.FormatInt(c.LabelPixels, 10), strconv.FormatInt(c.PredPixels, 10),
+			cell(c.Accuracy), cell(c.Dice), cell(c.LovaszMean),
+		})
+	}
+	w.Flush()
+	return b.Bytes(), w.Error()
+}

@@ -1,0 +1,124 @@
+// Package pipeline composes segeval's Beam job from the transforms: match the
+// input shards, evaluate every sample, merge the accumulators and write the
+// outputs. It holds the run's configuration and its validation; the DoFns
+// live in package transforms.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/lovasz"
+	"github.com/segeval/segeval/internal/results"
+	"github.com/segeval/segeval/internal/sample"
+	"github.com/segeval/segeval/internal/storage"
+	"github.com/segeval/segeval/transforms"
+)
+
+// Default limits against broken or hostile inputs, checked before any
+// allocation: generous for real data (a 4096x4096 image, ADE20K's 150
+// classes, a Cityscapes float16 probability map is 80 MB).
+const (
+	DefaultMaxPixels      = 1 << 26 // 67 Mpixel
+	DefaultMaxClasses     = 1024
+	DefaultMaxMemberBytes = 4 << 30
+)
+
+// Config is everything a run needs. The CLI fills it from flags; tests build
+// it directly.
+type Config struct {
+	// Inputs are glob patterns of tar shards, local or gs://.
+	Inputs []string
+	// Output is the output prefix, local or gs://, already expanded.
+	Output string
+	RunID  string
+
+	Eval       evaluate.Options
+	Limits     sample.Limits
+	Storage    storage.Options
+	ClassNames []string
+	Provenance results.Provenance
+}
+
+// Validate checks the configuration before anything runs.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Inputs) == 0 {
+		errs = append(errs, errors.New("no input pattern"))
+	}
+	for _, in := range c.Inputs {
+		if strings.TrimSpace(in) == "" {
+			errs = append(errs, errors.New("an input pattern is empty"))
+		}
+	}
+	if c.Output == "" {
+		errs = append(errs, errors.New("no output path"))
+	}
+	if c.RunID == "" {
+		errs = append(errs, errors.New("no run id"))
+	}
+	e := c.Eval
+	switch e.Mode {
+	case evaluate.Multiclass:
+		if e.Classes == 1 {
+			errs = append(errs, errors.New("multiclass mode needs at least 2 classes (use --mode=binary for one logit per pixel)"))
+		}
+	case evaluate.Binary:
+		if e.Classes != 0 && e.Classes != 2 {
+			errs = append(errs, fmt.Errorf("binary mode has 2 classes, not %d", e.Classes))
+		}
+		if e.ClassSet.Mode != lovasz.Present {
+			errs = append(errs, errors.New("the class set applies to multiclass mode only"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("mode %q is not multiclass or binary", e.Mode))
+	}
+	if e.Classes < 0 {
+		errs = append(errs, fmt.Errorf("number of classes %d is negative", e.Classes))
+	}
+	if e.HasIgnore && e.Classes != 0 && e.Ignore >= 0 && e.Ignore < e.Classes {
+		errs = append(errs, fmt.Errorf("ignore index %d is a class id: it must lie outside [0, %d)", e.Ignore, e.Classes))
+	}
+	if e.ClassSet.Mode == lovasz.List {
+		for _, id := range e.ClassSet.IDs {
+			if id < 0 || e.Classes != 0 && id >= e.Classes {
+				errs = append(errs, fmt.Errorf("class %d of the class list is outside [0, %d)", id, e.Classes))
+			}
+		}
+	}
+	if e.Classes != 0 && len(c.ClassNames) != 0 && len(c.ClassNames) != e.Classes {
+		errs = append(errs, fmt.Errorf("%d class names for %d classes", len(c.ClassNames), e.Classes))
+	}
+	if c.Limits.MaxPixels <= 0 || c.Limits.MaxClasses <= 0 || c.Limits.MaxMemberBytes <= 0 {
+		errs = append(errs, errors.New("limits must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Build adds the evaluation to the pipeline rooted at s.
+func Build(s beam.Scope, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	shards := transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
+	images, partials := transforms.EvaluateShards(s, cfg.Eval, cfg.Limits, cfg.Storage, shards)
+	acc := transforms.MergeAccumulators(s, partials)
+	prov := cfg.Provenance
+	prov.Inputs = cfg.Inputs
+	transforms.WriteOutputs(s, transforms.OutputSpec{
+		Path:  cfg.Output,
+		RunID: cfg.RunID,
+		Settings: results.Settings{
+			Mode: cfg.Eval.Mode, ClassSet: cfg.Eval.ClassSet,
+			Ignore: cfg.Eval.Ignore, HasIgnore: cfg.Eval.HasIgnore,
+			ClassNames: cfg.ClassNames,
+		},
+		Provenance: prov,
+		Storage:    cfg.Storage,
+	}, acc, images, shards)
+	return nil
+}
