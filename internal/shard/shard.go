@@ -149,6 +149,7 @@ func (r *Reader) nextMember() (*member, error) {
 			// Set by GODEBUG=tarinsecurepath=0 for names such as
 			// "../x" or "/x". Nothing is written to disk, so the
 			// name is just a key like any other.
+			err = nil
 		}
 		if err == io.EOF {
 			return nil, io.EOF
