@@ -53,10 +53,10 @@ var (
 	runnerArgs = flag.String("runner_args", "", "extra space-separated arguments for the pipeline, such as --runner=prism")
 )
 
-// minWork is how long the in-process measurement runs at least.
-const minWork = 3 * time.Second
-
-const mb = 1e6
+const (
+	minWork = 3 * time.Second // the least the in-process measurement runs
+	mb      = 1e6
+)
 
 // limits are the pipeline's defaults.
 var limits = sample.Limits{MaxPixels: pipeline.DefaultMaxPixels, MaxClasses: pipeline.DefaultMaxClasses, MaxMemberBytes: pipeline.DefaultMaxMemberBytes}
@@ -78,7 +78,7 @@ func main() {
 	}
 }
 
-func run() error {
+func run() (err error) {
 	ns, err := parseSizes()
 	if err != nil {
 		return err
@@ -209,10 +209,7 @@ func writeShard(path string, first, last int, opt synth.Options) (int64, error) 
 			return 0, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	if err := sw.Close(); err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := buf.Flush(); err != nil {
+	if err := errors.Join(sw.Close(), buf.Flush()); err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
 	st, err := f.Stat()
@@ -315,7 +312,7 @@ func checkImages(metricsPath string, n int) error {
 		return fmt.Errorf("%s: %w", metricsPath, err)
 	}
 	if m.Images != int64(n) {
-		return errors.New(metricsPath + ": " + strconv.FormatInt(m.Images, 10) + " images, want " + strconv.Itoa(n))
+		return fmt.Errorf("%s: %d images, want %d", metricsPath, m.Images, n)
 	}
 	return nil
 }

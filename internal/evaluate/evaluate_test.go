@@ -1,0 +1,193 @@
+package evaluate
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/segeval/segeval/internal/lovasz"
+	"github.com/segeval/segeval/internal/sample"
+	"github.com/segeval/segeval/internal/synth"
+)
+
+func options() Options {
+	return Options{Mode: Multiclass, Ignore: 255, HasIgnore: true, BinsPerOctave: lovasz.DefaultBinsPerOctave}
+}
+
+func probsImage(key string, classes int, seed uint64) *sample.Image {
+	im := synth.NewImage(key, synth.Options{Classes: classes, Height: 12, Width: 10, Regions: 4, Ignore: 255, Confidence: 2}, seed)
+	return &sample.Image{Key: key, Height: 12, Width: 10, Labels: im.Labels, Prediction: sample.Probs, Classes: classes, Scores: im.Probs}
+}
+
+func TestEvaluateKinds(t *testing.T) {
+	probs := probsImage("p", 4, 1)
+	// The same image as an argmax map gives the same IoU and no loss.
+	pred := make([]int32, len(probs.Labels))
+	p := len(pred)
+	for i := range pred {
+		for c := 1; c < 4; c++ {
+			if probs.Scores[c*p+i] > probs.Scores[int(pred[i])*p+i] {
+				pred[i] = int32(c)
+			}
+		}
+	}
+	argmax := &sample.Image{Key: "m", Height: 12, Width: 10, Labels: probs.Labels, Prediction: sample.ArgmaxMap, Pred: pred}
+
+	opt := options()
+	opt.Classes = 4
+	e := NewEvaluator(opt)
+	a, err := e.Evaluate(probs, "s.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Evaluate(argmax, "s.tar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.IsNaN(a.Loss) || !math.IsNaN(b.Loss) {
+		t.Errorf("loss of probabilities %v, of an argmax map %v (want a number, then undefined)", a.Loss, b.Loss)
+	}
+	if a.MIoU != b.MIoU || a.PixelAccuracy != b.PixelAccuracy || a.ValidPixels != b.ValidPixels {
+		t.Errorf("argmax of probabilities %+v and the stored map %+v disagree", a, b)
+	}
+	acc := e.Take()
+	if acc.Images != 2 || acc.ImagesWithLoss != 1 || acc.Counts.ValidPixels() != 2*a.ValidPixels {
+		t.Errorf("accumulator %d images, %d with loss, %d pixels", acc.Images, acc.ImagesWithLoss, acc.Counts.ValidPixels())
+	}
+	if e.Take() != nil {
+		t.Error("Take did not reset the accumulator")
+	}
+}
+
+func TestEvaluateBinary(t *testing.T) {
+	labels := []int32{0, 1, 1, 255}
+	logits := []float32{-2, 3, -0.5, 9}
+	opt := options()
+	opt.Mode = Binary
+	e := NewEvaluator(opt)
+	res, err := e.Evaluate(&sample.Image{Key: "b", Height: 2, Width: 2, Labels: labels, Prediction: sample.Logits, Classes: 1, Scores: logits}, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := lovasz.NewEvaluator().LovaszHinge(logits, labels, 2, 2, opt.lovasz())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Loss != want.Loss || res.ValidPixels != 3 {
+		t.Errorf("binary result %+v, want loss %v over 3 pixels", res, want.Loss)
+	}
+	// Predictions 0 1 0 against labels 0 1 1: class 0 I=1 U=2, class 1 I=1 U=2.
+	if res.MIoU != 0.5 || math.Abs(res.PixelAccuracy-2.0/3) > 1e-15 {
+		t.Errorf("binary miou %v accuracy %v", res.MIoU, res.PixelAccuracy)
+	}
+}
+
+func TestEvaluateErrors(t *testing.T) {
+	base := probsImage("k", 4, 2)
+	tests := []struct {
+		name string
+		opt  func(*Options)
+		img  func() *sample.Image
+		want string
+	}{
+		{"classes differ from the flag", func(o *Options) { o.Classes = 5 }, func() *sample.Image { return base }, "expected 5"},
+		{"argmax map without classes", nil, func() *sample.Image {
+			return &sample.Image{Key: "k", Height: 12, Width: 10, Labels: base.Labels, Prediction: sample.ArgmaxMap, Pred: base.Labels}
+		}, "--num_classes"},
+		{"ignore index is a class", func(o *Options) { o.Ignore = 2 }, func() *sample.Image { return base }, "ignore index 2"},
+		{"binary mode with class scores", func(o *Options) { o.Mode = Binary }, func() *sample.Image { return base }, "binary mode"},
+		{"one-class scores in multiclass mode", nil, func() *sample.Image {
+			return &sample.Image{Key: "k", Height: 12, Width: 10, Labels: base.Labels, Prediction: sample.Logits, Classes: 1, Scores: base.Scores[:120]}
+		}, "--mode=binary"},
+	}
+	for _, tt := range tests {
+		opt := options()
+		if tt.opt != nil {
+			tt.opt(&opt)
+		}
+		_, err := NewEvaluator(opt).Evaluate(tt.img(), "shard-7.tar")
+		if err == nil || !IsBadInput(err) {
+			t.Errorf("%s: got %v, want a bad input error", tt.name, err)
+			continue
+		}
+		for _, w := range []string{"shard-7.tar", "sample k", tt.want} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q does not mention %q", tt.name, err, w)
+			}
+		}
+	}
+	// Images of one run must agree on their classes.
+	e := NewEvaluator(options())
+	if _, err := e.Evaluate(probsImage("a", 4, 3), "s"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Evaluate(probsImage("b", 3, 4), "s"); !errors.Is(err, lovasz.ErrBadInput) {
+		t.Errorf("3-class image after a 4-class one: %v", err)
+	}
+}
+
+
+func TestAccumulatorMergeIsOrderFree(t *testing.T) {
+	parts := make([]*Accumulator, 3)
+	for i := range parts {
+		e := NewEvaluator(options())
+		for j := range 2 {
+			if _, err := e.Evaluate(probsImage("x", 4, uint64(10*i+j)), "s"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		parts[i] = e.Take()
+	}
+	merge := func(order ...int) *Accumulator {
+		acc, _ := NewAccumulator(4, lovasz.DefaultBinsPerOctave)
+		for _, i := range order {
+			if err := acc.Merge(parts[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return acc
+	}
+	a, b := merge(0, 1, 2), merge(2, 0, 1)
+	if a.Images != 6 || a.Images != b.Images || a.ValidPixels != b.ValidPixels || a.MIoUImages != b.MIoUImages {
+		t.Fatalf("merged counts differ: %d/%d images", a.Images, b.Images)
+	}
+	if math.Abs(a.LossSum-b.LossSum) > 1e-12 {
+		t.Errorf("loss sums %v and %v", a.LossSum, b.LossSum)
+	}
+	for i := range a.Counts.Confusion {
+		if a.Counts.Confusion[i] != b.Counts.Confusion[i] {
+			t.Fatal("confusion depends on merge order")
+		}
+	}
+	la, _ := a.Histogram.Loss(lovasz.ClassSet{})
+	lb, _ := b.Histogram.Loss(lovasz.ClassSet{})
+	if math.Abs(la.Loss-lb.Loss) > 1e-12 {
+		t.Errorf("dataset loss %v vs %v by merge order", la.Loss, lb.Loss)
+	}
+	if err := a.Merge(mustAcc(t, 5)); err == nil {
+		t.Error("merging accumulators of 4 and 5 classes succeeded")
+	}
+}
+
+func mustAcc(t *testing.T, classes int) *Accumulator {
+	acc, err := NewAccumulator(classes, lovasz.DefaultBinsPerOctave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acc
+}
+
+// The accumulator's documented size: about 0.5 MB at C=19, 4.2 MB at C=150.
+func TestAccumulatorSize(t *testing.T) {
+	for _, tt := range []struct {
+		classes int
+		maxMB   float64
+	}{{19, 0.6}, {150, 4.3}} {
+		acc := mustAcc(t, tt.classes)
+		bytes := acc.Histogram.SizeBytes() + 8*(len(acc.Counts.Confusion)+len(acc.Counts.UnknownPred)+2*len(acc.ClassLossSum))
+		if mb := float64(bytes) / 1e6; mb > tt.maxMB {
+			t.Errorf("C=%d: accumulator %.2f MB, documented at most %.1f MB", tt.classes, mb, tt.maxMB)
+		}
+	}
+}
