@@ -62,6 +62,60 @@ type Metrics struct {
 	PerImageMIoUMean *float64 `json:"per_image_miou_mean"`
 
 	Classes []Class `json:"classes"`
+	// Confusion[t][p] counts valid pixels labeled t and predicted p.
+	Confusion [][]int64 `json:"confusion"`
+
+	// Intervals are 95% bootstrap confidence intervals, when computed.
+	Intervals *Intervals `json:"intervals,omitempty"`
+	// Slices hold the metrics of images grouped by a metadata field.
+	Slices []Slice `json:"slices,omitempty"`
+	// Worst lists the images with the highest loss and the lowest mIoU.
+	Worst *WorstImages `json:"worst_images,omitempty"`
+}
+
+// Interval is a confidence interval [Low, High]; nil bounds are undefined.
+type Interval struct {
+	Low  *float64 `json:"low"`
+	High *float64 `json:"high"`
+}
+
+// Intervals are bootstrap confidence intervals over images.
+type Intervals struct {
+	Replicates   int        `json:"replicates"`
+	Level        float64    `json:"level"` // 0.95
+	MIoU         Interval   `json:"miou"`
+	PerImageLoss Interval   `json:"per_image_loss"`
+	ClassIoU     []Interval `json:"class_iou"`
+}
+
+// Slice is the metrics of the images whose metadata field Field has the
+// value Value ("(missing)" for images without the field). Crossed slicings
+// name their fields joined by "+" and values likewise.
+type Slice struct {
+	Field            string     `json:"field"`
+	Value            string     `json:"value"`
+	Images           int64      `json:"images"`
+	ValidPixels      int64      `json:"valid_pixels"`
+	PerImageLossMean *float64   `json:"per_image_loss_mean"`
+	MIoU             *float64   `json:"miou"`
+	PixelAccuracy    *float64   `json:"pixel_accuracy"`
+	MeanAccuracy     *float64   `json:"mean_accuracy"`
+	PerImageMIoUMean *float64   `json:"per_image_miou_mean"`
+	ClassIoU         []*float64 `json:"class_iou"`
+}
+
+// WorstImages are the images a person should look at first.
+type WorstImages struct {
+	HighestLoss []ImageRef `json:"highest_loss"`
+	LowestMIoU  []ImageRef `json:"lowest_miou"`
+}
+
+// ImageRef names one image and its headline numbers.
+type ImageRef struct {
+	Key   string   `json:"key"`
+	Shard string   `json:"shard"`
+	Loss  *float64 `json:"loss"`
+	MIoU  *float64 `json:"miou"`
 }
 
 // SoftmaxLoss is the Lovász-Softmax loss of a dataset.
@@ -161,6 +215,10 @@ func Summarize(acc *evaluate.Accumulator, set Settings, runID string, prov Prove
 		m.LovaszSoftmax = loss
 	}
 
+	m.Confusion = make([][]int64, acc.Classes)
+	for t := range acc.Classes {
+		m.Confusion[t] = acc.Counts.Confusion[t*acc.Classes : (t+1)*acc.Classes]
+	}
 	cm := acc.Counts.Metrics()
 	m.MIoU = number(cm.MIoU)
 	m.PixelAccuracy = number(cm.PixelAccuracy)
