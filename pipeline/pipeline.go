@@ -40,6 +40,7 @@ type Config struct {
 	Eval       evaluate.Options
 	Limits     sample.Limits
 	Storage    storage.Options
+	Policy     transforms.Policy
 	ClassNames []string
 	Provenance results.Provenance
 }
@@ -93,6 +94,12 @@ func (c *Config) Validate() error {
 	if e.Classes != 0 && len(c.ClassNames) != 0 && len(c.ClassNames) != e.Classes {
 		errs = append(errs, fmt.Errorf("%d class names for %d classes", len(c.ClassNames), e.Classes))
 	}
+	if c.Policy.MaxRejected < 0 {
+		errs = append(errs, fmt.Errorf("max rejected %d is negative", c.Policy.MaxRejected))
+	}
+	if e.ProbTolerance < 0 {
+		errs = append(errs, fmt.Errorf("probability tolerance %v is negative", e.ProbTolerance))
+	}
 	if c.Limits.MaxPixels <= 0 || c.Limits.MaxClasses <= 0 || c.Limits.MaxMemberBytes <= 0 {
 		errs = append(errs, errors.New("limits must be positive"))
 	}
@@ -105,8 +112,10 @@ func Build(s beam.Scope, cfg Config) error {
 		return err
 	}
 	shards := transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
-	images, partials := transforms.EvaluateShards(s, cfg.Eval, cfg.Limits, cfg.Storage, shards)
-	acc := transforms.MergeAccumulators(s, partials)
+	eval := transforms.EvalConfig{Eval: cfg.Eval, Limits: cfg.Limits, Storage: cfg.Storage, Policy: cfg.Policy}
+	evaluated := transforms.EvaluateShards(s, eval, shards)
+	evaluated = transforms.DropDuplicateKeys(s, eval, evaluated, shards)
+	acc := transforms.MergeAccumulators(s, evaluated.Partials)
 	prov := cfg.Provenance
 	prov.Inputs = cfg.Inputs
 	transforms.WriteOutputs(s, transforms.OutputSpec{
@@ -119,6 +128,7 @@ func Build(s beam.Scope, cfg Config) error {
 		},
 		Provenance: prov,
 		Storage:    cfg.Storage,
-	}, acc, images, shards)
+		Policy:     cfg.Policy,
+	}, acc, evaluated, shards)
 	return nil
 }

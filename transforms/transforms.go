@@ -1,7 +1,8 @@
 // Package transforms holds segeval's Beam transforms: matching input shards,
-// evaluating the samples of each shard, merging the evaluation accumulators
-// and writing the outputs. The transforms only move data; decoding, math and
-// output formats live in internal packages that know nothing of Beam.
+// evaluating the samples of each shard, setting aside samples that cannot be
+// evaluated, merging the evaluation accumulators and writing the outputs. The
+// transforms only move data; decoding, math and output formats live in
+// internal packages that know nothing of Beam.
 //
 // Every DoFn and combiner is registered in init(), so that runners that do not
 // keep the binary's symbol table (and prism in tests) can find them.
@@ -27,16 +28,18 @@ import (
 var (
 	shardsRead  = beam.NewCounter("segeval", "shards")
 	imagesRead  = beam.NewCounter("segeval", "images")
+	rejected    = beam.NewCounter("segeval", "rejected")
 	validPixels = beam.NewCounter("segeval", "valid_pixels")
 	bytesRead   = beam.NewCounter("segeval", "bytes_read")
 )
 
 func init() {
 	register.DoFn2x1[[]byte, func(results.Shard), error](&matchShardsFn{})
-	register.DoFn4x1[context.Context, results.Shard, func(evaluate.Result), func(*evaluate.Accumulator), error](&evaluateShardFn{})
+	register.DoFn5x1[context.Context, results.Shard, func(evaluate.Result), func(string, *evaluate.Accumulator), func(results.Rejection), error](&evaluateShardFn{})
 	register.Emitter1[results.Shard]()
 	register.Emitter1[evaluate.Result]()
-	register.Emitter1[*evaluate.Accumulator]()
+	register.Emitter2[string, *evaluate.Accumulator]()
+	register.Emitter1[results.Rejection]()
 	register.Combiner1[*evaluate.Accumulator](&mergeAccumulatorsFn{})
 }
 
@@ -81,89 +84,177 @@ func (f *matchShardsFn) ProcessElement(_ []byte, emit func(results.Shard)) error
 	return nil
 }
 
-// EvaluateShards reads every sample of every shard, evaluates it, and
-// returns the per-image results and one partial accumulator per shard. A
-// shard is decoded and evaluated inside one DoFn, so only small results
-// leave it; the shards are reshuffled first so that a runner spreads them
-// over its workers instead of fusing them to the matching step.
-func EvaluateShards(s beam.Scope, opt evaluate.Options, limits sample.Limits, store storage.Options, shards beam.PCollection) (images, partials beam.PCollection) {
-	s = s.Scope("EvaluateShards")
-	shards = beam.Reshuffle(s, shards)
-	return beam.ParDo2(s, &evaluateShardFn{Eval: opt, Limits: limits, Storage: store}, shards)
+// Policy says how a run treats samples it cannot evaluate.
+type Policy struct {
+	// MaxRejected is the number of defective samples a run tolerates. At 0
+	// the first defect fails the run with its message; above 0 defective
+	// samples are set aside in rejected.jsonl and the run fails only past
+	// MaxRejected of them.
+	MaxRejected int
 }
 
-type evaluateShardFn struct {
+// Evaluated is what EvaluateShards produces.
+type Evaluated struct {
+	// Images holds an evaluate.Result per image evaluated.
+	Images beam.PCollection
+	// Partials holds one KV<string, *evaluate.Accumulator> per shard with
+	// evaluated images, keyed by the shard's path.
+	Partials beam.PCollection
+	// Rejected holds a results.Rejection per sample set aside.
+	Rejected beam.PCollection
+}
+
+// EvaluateShards reads every sample of every shard and evaluates it. A
+// shard is decoded and evaluated inside one DoFn, so only small results leave
+// it; the shards are reshuffled first so that a runner spreads them over its
+// workers instead of fusing them to the matching step.
+func EvaluateShards(s beam.Scope, cfg EvalConfig, shards beam.PCollection) Evaluated {
+	s = s.Scope("EvaluateShards")
+	shards = beam.Reshuffle(s, shards)
+	fn := &evaluateShardFn{shardEvaluator{EvalConfig: cfg}}
+	images, partials, rejects := beam.ParDo3(s, fn, shards)
+	return Evaluated{Images: images, Partials: partials, Rejected: rejects}
+}
+
+// EvalConfig configures the evaluation of shards.
+type EvalConfig struct {
 	Eval    evaluate.Options
 	Limits  sample.Limits
 	Storage storage.Options
+	Policy  Policy
+}
+
+// shardEvaluator evaluates the samples of one shard at a time. Its exported
+// configuration travels with the DoFn; the rest is per-worker state.
+type shardEvaluator struct {
+	EvalConfig
 
 	store *storage.Store
 	dec   sample.Decoder
 	eval  *evaluate.Evaluator
 }
 
-func (f *evaluateShardFn) Setup() {
+func (f *shardEvaluator) Setup() {
 	f.store = storage.New(f.Storage)
 	f.eval = evaluate.NewEvaluator(f.Eval)
 }
 
-func (f *evaluateShardFn) Teardown() error {
+func (f *shardEvaluator) Teardown() error {
 	return f.store.Close()
 }
 
-func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, emitImage func(evaluate.Result), emitPartial func(*evaluate.Accumulator)) error {
+// evaluate reads shard sh and evaluates its samples, skipping the keys in
+// skip, and returns the number of bytes read. Defective samples are rejected
+// or fail the shard as the policy says; failures to read storage are
+// returned, so that the runner retries.
+func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip map[string]bool,
+	emitImage func(evaluate.Result), emitPartial func(string, *evaluate.Accumulator), emitReject func(results.Rejection)) (int64, error) {
 	r, err := f.store.Open(ctx, sh.Path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer r.Close()
 	counted := &countingReader{r: r}
-	samples := shard.NewReader(counted, sh.Path, shard.Limits{MaxMemberBytes: f.Limits.MaxMemberBytes})
+	limits := f.Limits
+	if sh.Size > 0 {
+		// A member cannot be larger than its shard: a header that says
+		// otherwise is caught before anything is allocated.
+		limits.MaxMemberBytes = min(limits.MaxMemberBytes, sh.Size)
+	}
+	samples := shard.NewReader(counted, sh.Path, shard.Limits{MaxMemberBytes: limits.MaxMemberBytes})
 	f.eval.Take() // a retried bundle must not carry a failed attempt's partial sums
+	reject := func(key string, err error) error {
+		if f.Policy.MaxRejected == 0 || !evaluate.IsBadInput(err) {
+			return err
+		}
+		emitReject(results.Rejection{Key: key, Shard: sh.Path, Reason: err.Error()})
+		return nil
+	}
 	for {
 		smp, err := samples.Next()
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			return err
+		if counted.err != nil {
+			return counted.n, fmt.Errorf("read %s: %w", sh.Path, counted.err)
 		}
-		img, err := f.dec.Decode(smp, sh.Path, f.Limits)
 		if err != nil {
-			return err
+			// The tar stream itself is broken: nothing after this point
+			// can be trusted, so the rest of the shard is one rejection.
+			if err := reject("", err); err != nil {
+				return counted.n, err
+			}
+			break
+		}
+		if skip[smp.Key] {
+			continue
+		}
+		img, err := f.dec.Decode(smp, sh.Path, limits)
+		if err != nil {
+			if err := reject(smp.Key, err); err != nil {
+				return counted.n, err
+			}
+			continue
 		}
 		res, err := f.eval.Evaluate(img, sh.Path)
 		if err != nil {
-			return err
+			if err := reject(smp.Key, err); err != nil {
+				return counted.n, err
+			}
+			continue
 		}
-		imagesRead.Inc(ctx, 1)
-		validPixels.Inc(ctx, res.ValidPixels)
 		emitImage(res)
 	}
 	if acc := f.eval.Take(); acc != nil {
-		emitPartial(acc)
+		emitPartial(sh.Path, acc)
 	}
-	shardsRead.Inc(ctx, 1)
-	bytesRead.Inc(ctx, counted.n)
-	return nil
+	return counted.n, nil
 }
 
-// countingReader counts the bytes read through it.
+type evaluateShardFn struct {
+	shardEvaluator
+}
+
+func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard,
+	emitImage func(evaluate.Result), emitPartial func(string, *evaluate.Accumulator), emitReject func(results.Rejection)) error {
+	n, err := f.evaluate(ctx, sh, nil, func(res evaluate.Result) {
+		imagesRead.Inc(ctx, 1)
+		validPixels.Inc(ctx, res.ValidPixels)
+		emitImage(res)
+	}, emitPartial, func(r results.Rejection) {
+		rejected.Inc(ctx, 1)
+		emitReject(r)
+	})
+	bytesRead.Inc(ctx, n)
+	if err == nil {
+		shardsRead.Inc(ctx, 1)
+	}
+	return err
+}
+
+// countingReader counts the bytes read through it and keeps the first read
+// error, so that a storage failure is told apart from a broken shard.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	err error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
 	return n, err
 }
 
-// MergeAccumulators merges the partial accumulators into one. An input
-// without images yields an empty PCollection.
+// MergeAccumulators merges the per-shard partial accumulators (KV<string,
+// *evaluate.Accumulator>) into one. An input without images yields an empty
+// PCollection.
 func MergeAccumulators(s beam.Scope, partials beam.PCollection) beam.PCollection {
-	return beam.Combine(s.Scope("MergeAccumulators"), &mergeAccumulatorsFn{}, partials)
+	s = s.Scope("MergeAccumulators")
+	return beam.Combine(s, &mergeAccumulatorsFn{}, beam.DropKey(s, partials))
 }
 
 type mergeAccumulatorsFn struct{}

@@ -15,9 +15,10 @@ import (
 )
 
 func init() {
-	register.DoFn5x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*evaluate.Result) bool, func(*results.Shard) bool, error](&writeOutputsFn{})
+	register.DoFn6x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*evaluate.Result) bool, func(*results.Rejection) bool, func(*results.Shard) bool, error](&writeOutputsFn{})
 	register.Iter1[*evaluate.Accumulator]()
 	register.Iter1[evaluate.Result]()
+	register.Iter1[results.Rejection]()
 	register.Iter1[results.Shard]()
 }
 
@@ -29,27 +30,31 @@ type OutputSpec struct {
 	Settings   results.Settings
 	Provenance results.Provenance // shards are filled in from the run
 	Storage    storage.Options
+	Policy     Policy
 }
 
-// WriteOutputs writes metrics.json, per_image.jsonl and per_class.csv under
-// spec.Path once every image is evaluated. The files are first written under
+// WriteOutputs writes metrics.json, per_image.jsonl, per_class.csv and
+// rejected.jsonl under spec.Path once every image is evaluated, or only
+// rejected.jsonl, and fails the run, when more samples were rejected than the
+// policy allows. The files are first written under
 // a temporary prefix and moved into place, then _SUCCESS is written last:
 // readers that wait for _SUCCESS never see half a result, and a retried
 // bundle rewrites the same content.
 //
 // The stage runs once, on an impulse, with everything else as side inputs, so
 // that it also runs (and says zero images) when the shards hold no sample.
-func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, images, shards beam.PCollection) {
+func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator beam.PCollection, ev Evaluated, shards beam.PCollection) {
 	s = s.Scope("WriteOutputs")
-	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s),
-		beam.SideInput{Input: accumulator}, beam.SideInput{Input: images}, beam.SideInput{Input: shards})
+	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s), beam.SideInput{Input: accumulator},
+		beam.SideInput{Input: ev.Images}, beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards})
 }
 
 type writeOutputsFn struct {
 	Spec OutputSpec
 }
 
-func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool, images func(*evaluate.Result) bool, shards func(*results.Shard) bool) error {
+func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
+	images func(*evaluate.Result) bool, rejects func(*results.Rejection) bool, shards func(*results.Shard) bool) error {
 	var acc *evaluate.Accumulator
 	var a *evaluate.Accumulator
 	for accs(&a) {
@@ -64,6 +69,23 @@ func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func
 	for images(&r) {
 		rows = append(rows, results.NewImageRow(f.Spec.RunID, f.Spec.Settings.Mode, r))
 	}
+	var rejected []results.Rejection
+	var rej results.Rejection
+	for rejects(&rej) {
+		rejected = append(rejected, rej)
+	}
+	rejectedJSONL, err := results.MarshalRejections(rejected)
+	if err != nil {
+		return err
+	}
+	if len(rejected) > f.Spec.Policy.MaxRejected {
+		if err := commit(ctx, f.Spec, map[string][]byte{results.RejectedFile: rejectedJSONL}, false); err != nil {
+			return err
+		}
+		return fmt.Errorf("%d samples rejected, more than --max_rejected=%d allows; the first: shard %s, sample %s: %s (all in %s)",
+			len(rejected), f.Spec.Policy.MaxRejected, rejected[0].Shard, rejected[0].Key, rejected[0].Reason,
+			storage.Join(f.Spec.Path, results.RejectedFile))
+	}
 	prov := f.Spec.Provenance
 	var sh results.Shard
 	for shards(&sh) {
@@ -71,7 +93,7 @@ func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func
 	}
 	slices.SortFunc(prov.Shards, func(a, b results.Shard) int { return strings.Compare(a.Path, b.Path) })
 
-	m, err := results.Summarize(acc, f.Spec.Settings, f.Spec.RunID, prov)
+	m, err := results.Summarize(acc, int64(len(rejected)), f.Spec.Settings, f.Spec.RunID, prov)
 	if err != nil {
 		return err
 	}
@@ -94,12 +116,13 @@ func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func
 		results.MetricsFile:  metrics,
 		results.PerImageFile: perImage,
 		results.PerClassFile: perClass,
-	})
+		results.RejectedFile: rejectedJSONL,
+	}, true)
 }
 
-// commit writes files under a temporary prefix, moves them into place and
-// writes _SUCCESS last.
-func commit(ctx context.Context, spec OutputSpec, files map[string][]byte) error {
+// commit writes files under a temporary prefix, moves them into place and,
+// for a complete result, writes _SUCCESS last.
+func commit(ctx context.Context, spec OutputSpec, files map[string][]byte, complete bool) error {
 	store := storage.New(spec.Storage)
 	defer store.Close()
 	tmp := storage.Join(spec.Path, ".tmp-"+spec.RunID)
@@ -117,6 +140,9 @@ func commit(ctx context.Context, spec OutputSpec, files map[string][]byte) error
 		if err := store.Delete(ctx, tmp); err != nil {
 			return err
 		}
+	}
+	if !complete {
+		return nil
 	}
 	return store.WriteFile(ctx, storage.Join(spec.Path, results.SuccessFile), []byte(spec.RunID+"\n"))
 }

@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -79,7 +80,7 @@ func main() {
 }
 
 func run() (err error) {
-	ns, err := parseSizes()
+	ns, err := sizesFromFlags()
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,12 @@ func cleanUp(work string, err *error) {
 	}
 }
 
-func parseSizes() ([]int, error) {
+// sizesFromFlags checks the flags and returns the numbers of images to
+// benchmark.
+func sizesFromFlags() ([]int, error) {
+	if *images < 1 || *shards < 1 || *classes < 2 || *height < 1 || *width < 1 || *cores < 1 {
+		return nil, errors.New("want --images, --shards, --height, --width and --cores of at least 1 and --classes of at least 2")
+	}
 	if *sizes == "" {
 		return []int{*images}, nil
 	}
@@ -169,7 +175,8 @@ func measure(sizeDir, bin string, n int) (row, error) {
 		}
 		r.shardBytes += size
 	}
-	fmt.Printf("N=%d: wrote %d shards, %.1f MB, in %s\n", n, r.shards, float64(r.shardBytes)/mb, time.Since(start).Round(time.Millisecond))
+	fmt.Printf("N=%d: wrote %d shards, %d bytes (%.1f MB), in %s\n",
+		n, r.shards, r.shardBytes, float64(r.shardBytes)/mb, time.Since(start).Round(time.Millisecond))
 
 	imgs, bytesDone, took, err := inProcess(filepath.Join(shardDir, "shard-00000.tar"))
 	if err != nil {
@@ -179,6 +186,7 @@ func measure(sizeDir, bin string, n int) (row, error) {
 	fmt.Printf("N=%d: in process, 1 goroutine: %d images in %s: %.2f images/s, %.1f MB/s\n",
 		n, imgs, took.Round(time.Millisecond), r.inProcess, float64(bytesDone)/mb/took.Seconds())
 
+	debug.FreeOSMemory() // leave the machine's memory to the pipeline
 	took, state, err := runPipeline(bin, sizeDir, shardDir)
 	if err != nil {
 		return r, err

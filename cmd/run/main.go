@@ -31,6 +31,7 @@ import (
 	"github.com/segeval/segeval/internal/sample"
 	"github.com/segeval/segeval/internal/storage"
 	"github.com/segeval/segeval/pipeline"
+	"github.com/segeval/segeval/transforms"
 )
 
 // version is the tool's version, set at build time with
@@ -58,13 +59,15 @@ var (
 	maxPixels      = flag.Int64("max_pixels", pipeline.DefaultMaxPixels, "largest image accepted, in pixels")
 	maxClasses     = flag.Int("max_classes", pipeline.DefaultMaxClasses, "largest number of classes accepted")
 	maxMemberBytes = flag.Int64("max_member_bytes", pipeline.DefaultMaxMemberBytes, "largest tar member accepted, in bytes")
+	maxRejected    = flag.Int("max_rejected", 0, "defective samples tolerated: 0 fails the run on the first, with its message; N > 0 lists them in rejected.jsonl and fails only past N")
+	probTolerance  = flag.Float64("prob_tolerance", 0.01, "how far stored probabilities may stray from [0, 1] and from summing to 1 per pixel; 0 turns the check off")
 	binsPerOctave  = flag.Int("histogram_bins_per_octave", lovasz.DefaultBinsPerOctave, "resolution of the dataset-level loss histogram (power of two, 1 to 256)")
 	showVersion    = flag.Bool("version", false, "print the version and exit")
 )
 
 // ownFlags are recorded in the provenance of every run.
 var ownFlags = []string{"input", "output", "overwrite", "num_classes", "ignore_index", "classes", "class_names", "mode",
-	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "histogram_bins_per_octave"}
+	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "max_rejected", "prob_tolerance", "histogram_bins_per_octave"}
 
 func main() {
 	flag.Parse()
@@ -131,7 +134,9 @@ func configFromFlags(ctx context.Context) (pipeline.Config, error) {
 			Mode:          evaluate.Mode(*mode),
 			Classes:       *numClasses,
 			BinsPerOctave: *binsPerOctave,
+			ProbTolerance: *probTolerance,
 		},
+		Policy:  transforms.Policy{MaxRejected: *maxRejected},
 		Limits:  sample.Limits{MaxPixels: *maxPixels, MaxClasses: *maxClasses, MaxMemberBytes: *maxMemberBytes},
 		Storage: storage.Options{BillingProject: *billing},
 		Provenance: results.Provenance{

@@ -57,7 +57,7 @@ func NewAccumulator(classes, binsPerOctave int) (*Accumulator, error) {
 
 // add folds one image's result into the accumulator. perClass holds the
 // image's per-class losses (NaN where a class did not count), or nil.
-func (a *Accumulator) add(res Result, perClass []float64, counts *lovasz.Counts) error {
+func (a *Accumulator) add(res Result, perClass []float64, counts *lovasz.Counts, hist *lovasz.Histogram) error {
 	a.Images++
 	a.ValidPixels += res.ValidPixels
 	if res.ValidPixels == 0 {
@@ -78,7 +78,10 @@ func (a *Accumulator) add(res Result, perClass []float64, counts *lovasz.Counts)
 		a.MIoUSum += res.MIoU
 		a.MIoUImages++
 	}
-	return a.Counts.Merge(counts)
+	if err := a.Counts.Merge(counts); err != nil {
+		return err
+	}
+	return a.Histogram.Merge(hist)
 }
 
 // Merge adds o into a. A nil o is a no-op.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/segeval/segeval/internal/lovasz"
 	"github.com/segeval/segeval/internal/sample"
+	"github.com/segeval/segeval/internal/shard"
 )
 
 // Mode is the kind of model being evaluated.
@@ -37,6 +38,9 @@ type Options struct {
 	HasIgnore bool
 	// BinsPerOctave is the dataset histogram's resolution.
 	BinsPerOctave int
+	// ProbTolerance bounds how far stored probabilities may stray from
+	// [0, 1] and from summing to 1 per pixel; 0 turns the check off.
+	ProbTolerance float64
 }
 
 func (o Options) lovasz() lovasz.Options {
@@ -62,7 +66,8 @@ type Evaluator struct {
 	ev     *lovasz.Evaluator
 	probs  []float32
 	pred   []int32
-	counts *lovasz.Counts
+	counts *lovasz.Counts    // this image's
+	hist   *lovasz.Histogram // this image's, merged into acc once the image is accepted
 	acc    *Accumulator
 }
 
@@ -104,8 +109,12 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 	}
 	if e.counts == nil || e.counts.Classes != classes {
 		e.counts = lovasz.NewCounts(classes)
+		if e.hist, err = lovasz.NewHistogram(classes, e.opt.BinsPerOctave); err != nil {
+			return Result{}, err
+		}
 	}
 	e.counts.Reset()
+	e.hist.Reset()
 	res := Result{Key: img.Key, Shard: shard, Loss: math.NaN(), LossBound: math.NaN()}
 	opt := e.opt.lovasz()
 	h, w := img.Height, img.Width
@@ -132,13 +141,18 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 		res.ValidPixels = e.counts.ValidPixels()
 	default:
 		probs := img.Scores
+		if img.Prediction == sample.Probs && e.opt.ProbTolerance > 0 {
+			if err := e.ev.CheckProbabilities(probs, classes, w, e.opt.ProbTolerance); err != nil {
+				return Result{}, err
+			}
+		}
 		if img.Prediction == sample.Logits {
 			if e.probs, err = e.ev.Softmax(img.Scores, classes, e.probs); err != nil {
 				return Result{}, err
 			}
 			probs = e.probs
 		}
-		loss, err := e.ev.LovaszSoftmax(probs, img.Labels, classes, h, w, opt, e.acc.Histogram)
+		loss, err := e.ev.LovaszSoftmax(probs, img.Labels, classes, h, w, opt, e.hist)
 		if err != nil {
 			return Result{}, err
 		}
@@ -153,7 +167,7 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 	}
 	res.MIoU = e.counts.MeanIoU()
 	res.PixelAccuracy = e.counts.PixelAccuracy()
-	if err := e.acc.add(res, perClass, e.counts); err != nil {
+	if err := e.acc.add(res, perClass, e.counts, e.hist); err != nil {
 		return Result{}, err
 	}
 	return res, nil
@@ -205,5 +219,6 @@ func badInput(format string, args ...any) error {
 // system: a defect in a sample, not a failure to retry.
 func IsBadInput(err error) bool {
 	var se *sample.Error
-	return errors.Is(err, lovasz.ErrBadInput) || errors.As(err, &se)
+	var he *shard.Error
+	return errors.Is(err, lovasz.ErrBadInput) || errors.As(err, &se) || errors.As(err, &he)
 }

@@ -127,7 +127,6 @@ func TestEvaluateErrors(t *testing.T) {
 	}
 }
 
-
 func TestAccumulatorMergeIsOrderFree(t *testing.T) {
 	parts := make([]*Accumulator, 3)
 	for i := range parts {

@@ -51,3 +51,43 @@ func expInto(dst, plane, peak []float32, sum []float64) {
 		dst[i] = float32(e)
 	}
 }
+
+// CheckProbabilities verifies that scores[c*P+i] look like probabilities: each
+// value within [-tol, 1+tol] and each pixel's sum over classes within tol of
+// 1. Float16 storage rounds each value by at most 2^-11 and a sum by about as
+// much, so a tolerance of 1e-2 accepts it and still rejects unnormalized
+// scores (logits saved as "probs").
+func (ev *Evaluator) CheckProbabilities(scores []float32, classes, width int, tol float64) error {
+	if classes < 1 || len(scores)%classes != 0 {
+		return badInput("%d scores do not split into %d classes", len(scores), classes)
+	}
+	p := len(scores) / classes
+	ev.sum = resize(ev.sum, p)
+	clear(ev.sum)
+	for c := range classes {
+		plane := scores[c*p : (c+1)*p]
+		if i := addPlane(ev.sum, plane, tol); i >= 0 {
+			return badInput("probability %v of class %d at pixel %s is outside [0, 1] by more than %v", plane[i], c, pixelAt(i, width), tol)
+		}
+	}
+	for i, s := range ev.sum {
+		if math.Abs(s-1) > tol {
+			return badInput("probabilities at pixel %s sum to %v, not 1 within %v (logits stored as probabilities?)", pixelAt(i, width), s, tol)
+		}
+	}
+	return nil
+}
+
+// addPlane adds plane into sum and returns the index of a value outside
+// [-tol, 1+tol], or -1.
+func addPlane(sum []float64, plane []float32, tol float64) int {
+	bad := -1
+	for i, v := range plane {
+		f := float64(v)
+		if !(f >= -tol && f <= 1+tol) && bad < 0 {
+			bad = i
+		}
+		sum[i] += f
+	}
+	return bad
+}

@@ -69,6 +69,17 @@ func layoutOf(binsPerOctave int) (*layout, error) {
 	return nil, fmt.Errorf("bins per octave must be a power of two from 1 to %d, got %d", fineOctave, binsPerOctave)
 }
 
+// Reset empties the histogram.
+func (h *Histogram) Reset() {
+	clear(h.FgCount)
+	clear(h.BgCount)
+	clear(h.FgSum)
+	clear(h.BgSum)
+	for c := range h.MaxError {
+		h.MaxError[c] = math.NaN()
+	}
+}
+
 // SizeBytes is the memory the histogram's counts and sums take.
 func (h *Histogram) SizeBytes() int {
 	return 8 * (len(h.FgCount) + len(h.BgCount) + len(h.FgSum) + len(h.BgSum) + len(h.MaxError))

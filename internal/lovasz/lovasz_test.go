@@ -606,3 +606,40 @@ func TestBinBackgroundAcrossPackedChunks(t *testing.T) {
 		t.Errorf("NaN at %d reported at %d", packedPixels+3, i)
 	}
 }
+
+func TestCheckProbabilities(t *testing.T) {
+	good := benchImage(4, 3, 5, 1).probs
+	f16 := make([]float32, len(good)) // float16-like rounding: each value off by up to 2^-11
+	for i, v := range good {
+		f16[i] = float32(math.Round(float64(v)*2048) / 2048)
+	}
+	negative := append([]float32(nil), good...)
+	negative[2] = -0.2
+	unnormalized := append([]float32(nil), good...)
+	for i := range unnormalized[:15] {
+		unnormalized[i] *= 1.5
+	}
+	nan := append([]float32(nil), good...)
+	nan[9] = float32(math.NaN())
+	tests := []struct {
+		name   string
+		scores []float32
+		ok     bool
+	}{
+		{"softmax output", good, true},
+		{"float16 rounding", f16, true},
+		{"negative", negative, false},
+		{"unnormalized", unnormalized, false},
+		{"nan", nan, false},
+	}
+	ev := NewEvaluator()
+	for _, tt := range tests {
+		err := ev.CheckProbabilities(tt.scores, 4, 5, 1e-2)
+		if tt.ok != (err == nil) {
+			t.Errorf("%s: %v", tt.name, err)
+		}
+		if err != nil && !errors.Is(err, ErrBadInput) {
+			t.Errorf("%s: %v is not a bad input error", tt.name, err)
+		}
+	}
+}

@@ -30,6 +30,7 @@ const (
 	MetricsFile  = "metrics.json"
 	PerImageFile = "per_image.jsonl"
 	PerClassFile = "per_class.csv"
+	RejectedFile = "rejected.jsonl"
 	SuccessFile  = "_SUCCESS"
 )
 
@@ -44,7 +45,11 @@ type Metrics struct {
 	ClassSet    string `json:"class_set"`
 	IgnoreIndex *int   `json:"ignore_index"`
 
+	// ImagesRead = Images + ImagesRejected: every sample read is either
+	// evaluated or listed in rejected.jsonl.
+	ImagesRead               int64 `json:"images_read"`
 	Images                   int64 `json:"images"`
+	ImagesRejected           int64 `json:"images_rejected"`
 	ImagesWithoutValidPixels int64 `json:"images_without_valid_pixels"`
 	ValidPixels              int64 `json:"valid_pixels"`
 
@@ -162,6 +167,32 @@ type Provenance struct {
 	Shards    []Shard           `json:"shards"`
 }
 
+// Rejection is one line of rejected.jsonl: a sample (or the unreadable rest
+// of a shard, with an empty key) left out of the metrics, and why.
+type Rejection struct {
+	Key    string `json:"key"`
+	Shard  string `json:"shard"`
+	Reason string `json:"reason"`
+}
+
+// MarshalRejections renders rejected.jsonl sorted by shard and key.
+func MarshalRejections(rejected []Rejection) ([]byte, error) {
+	slices.SortFunc(rejected, func(a, b Rejection) int {
+		if c := strings.Compare(a.Shard, b.Shard); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, r := range rejected {
+		if err := enc.Encode(r); err != nil {
+			return nil, err
+		}
+	}
+	return b.Bytes(), nil
+}
+
 // Shard is one input file.
 type Shard struct {
 	Path       string `json:"path"`
@@ -180,14 +211,16 @@ type Settings struct {
 
 // Summarize builds metrics.json's content from the run's accumulator. A nil
 // accumulator means no image was read.
-func Summarize(acc *evaluate.Accumulator, set Settings, runID string, prov Provenance) (Metrics, error) {
+func Summarize(acc *evaluate.Accumulator, rejected int64, set Settings, runID string, prov Provenance) (Metrics, error) {
 	m := Metrics{
-		SchemaVersion: SchemaVersion,
-		RunID:         runID,
-		Provenance:    prov,
-		Mode:          string(set.Mode),
-		ClassSet:      set.ClassSet.String(),
-		Classes:       []Class{},
+		SchemaVersion:  SchemaVersion,
+		RunID:          runID,
+		Provenance:     prov,
+		Mode:           string(set.Mode),
+		ClassSet:       set.ClassSet.String(),
+		Classes:        []Class{},
+		ImagesRejected: rejected,
+		ImagesRead:     rejected,
 	}
 	if set.HasIgnore {
 		m.IgnoreIndex = &set.Ignore
@@ -197,6 +230,7 @@ func Summarize(acc *evaluate.Accumulator, set Settings, runID string, prov Prove
 	}
 	m.NumClasses = acc.Classes
 	m.Images = acc.Images
+	m.ImagesRead += acc.Images
 	m.ImagesWithoutValidPixels = acc.ImagesWithoutValidPixels
 	m.ValidPixels = acc.ValidPixels
 

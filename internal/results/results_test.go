@@ -11,7 +11,7 @@ import (
 )
 
 func TestSummarizeNoImages(t *testing.T) {
-	m, err := Summarize(nil, Settings{Mode: evaluate.Multiclass}, "r", Provenance{})
+	m, err := Summarize(nil, 0, Settings{Mode: evaluate.Multiclass}, "r", Provenance{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestSummarizeUndefinedIsNull(t *testing.T) {
 		t.Fatal(err)
 	}
 	acc.Images = 1
-	m, err := Summarize(acc, Settings{Mode: evaluate.Multiclass, ClassNames: []string{"road", "car"}}, "r", Provenance{})
+	m, err := Summarize(acc, 0, Settings{Mode: evaluate.Multiclass, ClassNames: []string{"road", "car"}}, "r", Provenance{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,431 @@
+package report
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"image/color"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/palette"
+	"gonum.org/v1/plot/palette/brewer"
+	"gonum.org/v1/plot/palette/moreland"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/segeval/segeval/internal/results"
+)
+
+// Charts use Liberation Sans, which the page embeds once (see fontFaceCSS)
+// rather than once per chart: gonum/plot lays text out with that font's
+// metrics, so a substitute would misplace labels.
+var chartFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
+
+// chartFamily is chartFont's family name, which vgsvg writes into the
+// charts' font-family styles.
+const chartFamily = "Liberation Sans"
+
+// fontFaceCSS returns the @font-face rule that embeds chartFont as a data:
+// URI, so that the charts' text renders without fetching anything.
+var fontFaceCSS = sync.OnceValues(func() (template.CSS, error) {
+	face := font.DefaultCache.Lookup(chartFont, 10)
+	if face.Face == nil {
+		return "", fmt.Errorf("font %s not found", chartFont.Name())
+	}
+	var ttf bytes.Buffer
+	if _, err := face.Face.WriteSourceTo(nil, &ttf); err != nil {
+		return "", fmt.Errorf("font %s: %w", chartFont.Name(), err)
+	}
+	return template.CSS(fmt.Sprintf("@font-face{font-family:%q;src:url(data:font/ttf;base64,%s) format(\"truetype\")}",
+		chartFamily, base64.StdEncoding.EncodeToString(ttf.Bytes()))), nil
+})
+
+// Chart colors.
+var (
+	runColor      = color.NRGBA{0x3b, 0x6e, 0xa8, 0xff} // this run
+	baselineColor = color.NRGBA{0xb0, 0xb0, 0xb0, 0xff}
+	gridColor     = color.NRGBA{0xe4, 0xe4, 0xe4, 0xff}
+	absentColor   = color.NRGBA{0xee, 0xee, 0xee, 0xff} // undefined heat map cells
+	meanColor     = color.NRGBA{0xc6, 0x28, 0x28, 0xff}
+)
+
+// newPlot returns a plot whose text is all in chartFont.
+func newPlot() *plot.Plot {
+	p := plot.New()
+	p.Title.TextStyle.Font = font.From(chartFont, 11)
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font = font.From(chartFont, 10)
+		a.Tick.Label.Font = font.From(chartFont, 9)
+	}
+	p.Legend.TextStyle.Font = font.From(chartFont, 9)
+	return p
+}
+
+// textStyle is a chartFont style for labels inside a chart.
+func textStyle(size vg.Length, c color.Color) text.Style {
+	return text.Style{
+		Color:   c,
+		Font:    font.From(chartFont, size),
+		XAlign:  draw.XCenter,
+		YAlign:  draw.YCenter,
+		Handler: plot.DefaultTextHandler,
+	}
+}
+
+// xmlnsAttr matches the namespace declarations vgsvg puts on <svg>. Inline
+// SVG in HTML needs none, and the page must not mention any URL, even a
+// namespace name.
+var xmlnsAttr = regexp.MustCompile(`\s+xmlns(:xlink)?="[^"]*"`)
+
+// renderSVG draws a w x h chart with drawChart and returns it as an inline
+// <svg> element (vgsvg escapes the text in it) labeled for screen readers.
+func renderSVG(w, h vg.Length, label string, drawChart func(draw.Canvas)) (template.HTML, error) {
+	c := vgsvg.New(w, h)
+	drawChart(draw.New(c))
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(&buf); err != nil {
+		return "", err
+	}
+	// Drop the XML declaration and comment before the element.
+	_, svg, ok := strings.Cut(buf.String(), "<svg")
+	if !ok {
+		return "", errors.New("vgsvg wrote no <svg> element")
+	}
+	svg = xmlnsAttr.ReplaceAllString(svg, "")
+	return template.HTML(`<svg class="chart" role="img" aria-label="` + template.HTMLEscapeString(label) + `"` + svg), nil
+}
+
+// bars are a class IoU bar chart's values: IoU (0 where undefined) and
+// whether it is defined.
+type bars struct {
+	iou     plotter.Values
+	defined []bool
+}
+
+// newBars lays classes out top down: the bar at y = n-1-id is class id.
+func newBars(n int, iou func(id int) *float64) bars {
+	b := bars{iou: make(plotter.Values, n), defined: make([]bool, n)}
+	for id := range n {
+		if v := iou(id); v != nil {
+			b.iou[n-1-id], b.defined[n-1-id] = *v, true
+		}
+	}
+	return b
+}
+
+// classIoUChart draws each class's IoU as a horizontal bar labeled with its
+// value ("–" where undefined), with its interval as an error bar when the
+// metrics hold one per class, and the baseline's bar beside it when there is
+// a baseline.
+func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML, error) {
+	n := len(m.Classes)
+	names := make([]string, n)
+	for i, c := range m.Classes {
+		names[n-1-i] = c.Name
+	}
+	run := newBars(n, func(id int) *float64 { return m.Classes[id].IoU })
+
+	p := newPlot()
+	p.X.Label.Text = "IoU"
+	p.X.Min, p.X.Max = 0, 1.12 // room for the labels of bars near 1
+	p.X.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "0"}, {Value: 0.2, Label: "0.2"}, {Value: 0.4, Label: "0.4"},
+		{Value: 0.6, Label: "0.6"}, {Value: 0.8, Label: "0.8"}, {Value: 1, Label: "1"}}
+	lines := plotter.NewGrid()
+	lines.Vertical.Color = gridColor
+	lines.Horizontal.Width = 0
+	p.Add(lines)
+
+	// With a baseline, this run's bar is above the class's tick and the
+	// baseline's below; shift is in data units, one per class.
+	pitch, thickness, shift := vg.Points(18), vg.Points(12), 0.0
+	if baseline != nil {
+		pitch, thickness, shift = 26, 10, 0.2
+		base := newBars(n, func(id int) *float64 {
+			for _, c := range baseline.Classes {
+				if c.ID == id {
+					return c.IoU
+				}
+			}
+			return nil
+		})
+		bc, err := horizontalBars(base.iou, thickness, -shift, baselineColor)
+		if err != nil {
+			return "", err
+		}
+		p.Add(bc)
+		p.Legend.Add("baseline", bc)
+	}
+	rc, err := horizontalBars(run.iou, thickness, shift, runColor)
+	if err != nil {
+		return "", err
+	}
+	p.Add(rc)
+	if baseline != nil {
+		p.Legend.Add("this run", rc)
+		p.Legend.Top = true
+	}
+
+	if ci := m.Intervals; ci != nil && len(ci.ClassIoU) == n {
+		var bars struct {
+			plotter.XYs
+			plotter.XErrors
+		}
+		for id, iv := range ci.ClassIoU {
+			v := m.Classes[id].IoU
+			if v == nil || iv.Low == nil || iv.High == nil {
+				continue
+			}
+			bars.XYs = append(bars.XYs, plotter.XY{X: *v, Y: float64(n-1-id) + shift})
+			bars.XErrors = append(bars.XErrors, struct{ Low, High float64 }{*v - *iv.Low, *iv.High - *v})
+		}
+		if len(bars.XYs) > 0 {
+			eb, err := plotter.NewXErrorBars(bars)
+			if err != nil {
+				return "", err
+			}
+			eb.CapWidth = thickness * 0.6
+			eb.LineStyle.Width = 0.8
+			eb.LineStyle.Color = color.NRGBA{0x20, 0x20, 0x20, 0xff}
+			p.Add(eb)
+		}
+	}
+
+	labels := plotter.XYLabels{XYs: make(plotter.XYs, n), Labels: make([]string, n)}
+	for i, v := range run.iou {
+		labels.XYs[i] = plotter.XY{X: v, Y: float64(i) + shift}
+		labels.Labels[i] = "–"
+		if run.defined[i] {
+			labels.Labels[i] = strconv.FormatFloat(v, 'f', 3, 64)
+		}
+	}
+	lp, err := plotter.NewLabels(labels)
+	if err != nil {
+		return "", err
+	}
+	for i := range lp.TextStyle {
+		lp.TextStyle[i] = textStyle(8, color.Black)
+		lp.TextStyle[i].XAlign = draw.XLeft
+	}
+	lp.Offset.X = 3
+	p.Add(lp)
+	p.NominalY(names...)
+	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+
+	h := pitch*vg.Length(n) + 44
+	if baseline != nil {
+		h += 24 // the legend
+	}
+	return renderSVG(460, h, "per-class IoU", p.Draw)
+}
+
+// horizontalBars is a bar chart of vs with bars of the given thickness,
+// the first at y = shift.
+func horizontalBars(vs plotter.Values, thickness vg.Length, shift float64, c color.Color) (*plotter.BarChart, error) {
+	b, err := plotter.NewBarChart(vs, thickness)
+	if err != nil {
+		return nil, err
+	}
+	b.Horizontal = true
+	b.XMin = shift
+	b.Color = c
+	b.LineStyle.Width = 0 // so that a zero bar draws nothing
+	return b, nil
+}
+
+// heatPalette maps [0, 1] from white to dark blue (ColorBrewer's Blues,
+// interpolated with linear luminance).
+var heatPalette = sync.OnceValues(func() (palette.Palette, error) {
+	blues, err := brewer.GetPalette(brewer.TypeSequential, "Blues", 9)
+	if err != nil {
+		return nil, err
+	}
+	dark := slices.Clone(blues.Colors()) // NewLuminance wants dark to light
+	slices.Reverse(dark)
+	cm, err := moreland.NewLuminance(dark)
+	if err != nil {
+		return nil, err
+	}
+	cm.SetMin(0)
+	cm.SetMax(1)
+	return palette.Reverse(cm).Palette(101), nil
+})
+
+// heatGrid is a heat map's values on integer coordinates.
+type heatGrid struct {
+	cols, rows int
+	z          func(col, row int) float64
+}
+
+func (g heatGrid) Dims() (c, r int)   { return g.cols, g.rows }
+func (g heatGrid) Z(c, r int) float64 { return g.z(c, r) }
+func (g heatGrid) X(c int) float64    { return float64(c) }
+func (g heatGrid) Y(r int) float64    { return float64(r) }
+
+// confusionChart draws the confusion matrix, each row divided by its sum
+// (the share of a label class's pixels predicted as each class), with a
+// color scale beside it. Rows of classes absent from the labels are gray.
+// Cells are annotated with percentages while they are large enough to read.
+func confusionChart(m results.Metrics) (template.HTML, error) {
+	n := len(m.Confusion)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = strconv.Itoa(i)
+		if i < len(m.Classes) {
+			names[i] = m.Classes[i].Name
+		}
+	}
+	share := make([][]float64, n)
+	for t, row := range m.Confusion {
+		share[t] = make([]float64, n)
+		var sum int64
+		for _, v := range row {
+			sum += v
+		}
+		for p := range share[t] {
+			share[t][p] = math.NaN()
+			if sum > 0 && p < len(row) {
+				share[t][p] = float64(row[p]) / float64(sum)
+			}
+		}
+	}
+	pal, err := heatPalette()
+	if err != nil {
+		return "", err
+	}
+
+	// Row r of the grid (counted from the bottom) is label class n-1-r, so
+	// that class 0 is on top.
+	hm := plotter.NewHeatMap(heatGrid{cols: n, rows: n, z: func(c, r int) float64 { return share[n-1-r][c] }}, pal)
+	hm.Min, hm.Max = 0, 1
+	hm.NaN = absentColor
+	cell := min(max(vg.Points(440)/vg.Length(n), 3), 24)
+	// Past a few hundred classes, one image is smaller than n² rectangles.
+	hm.Rasterized = n > 100
+
+	p := newPlot()
+	p.Add(hm)
+	p.X.Label.Text = "predicted"
+	p.Y.Label.Text = "label"
+	every := (n + 59) / 60 // at most 60 names per axis
+	var xt, yt plot.ConstantTicks
+	for id := 0; id < n; id += every {
+		xt = append(xt, plot.Tick{Value: float64(id), Label: names[id]})
+		yt = append(yt, plot.Tick{Value: float64(n - 1 - id), Label: names[id]})
+	}
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Tick.Length = 0
+		a.Width = 0
+		a.Padding = 2
+		a.Tick.Label.Font.Size = min(9, max(cell*0.8, 5))
+	}
+	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
+	p.X.Tick.Label.Rotation = math.Pi / 3
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.X.Tick.Label.YAlign = draw.YCenter
+	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
+
+	if cell >= 16 {
+		var labels plotter.XYLabels
+		var styles []text.Style
+		for t := range n {
+			for c := range n {
+				v := share[t][c]
+				if math.IsNaN(v) || v < 0.005 {
+					continue
+				}
+				labels.XYs = append(labels.XYs, plotter.XY{X: float64(c), Y: float64(n - 1 - t)})
+				labels.Labels = append(labels.Labels, strconv.Itoa(int(math.Round(v*100))))
+				ink := color.Color(color.Black)
+				if v > 0.55 {
+					ink = color.White
+				}
+				styles = append(styles, textStyle(min(cell*0.36, 8), ink))
+			}
+		}
+		if len(styles) > 0 {
+			lp, err := plotter.NewLabels(labels)
+			if err != nil {
+				return "", err
+			}
+			lp.TextStyle = styles
+			p.Add(lp)
+		}
+	}
+
+	// The grid's cells are square: the canvas is the plot's margins (found
+	// by laying it out on a probe canvas) plus the grid, plus a narrow heat
+	// map of its own beside it as the color scale.
+	const probe, scaleW = 1000, 56
+	area := p.DataCanvas(draw.Canvas{Rectangle: vg.Rectangle{Max: vg.Point{X: probe, Y: probe}}})
+	side := cell * vg.Length(n)
+	w := probe - area.Size().X + side + scaleW
+	h := probe - area.Size().Y + side
+	scale := newPlot()
+	scale.Add(plotter.NewHeatMap(heatGrid{cols: 1, rows: 100, z: func(_, r int) float64 { return (float64(r) + 0.5) / 100 }}, pal))
+	scale.HideX()
+	scale.Y.Tick.Marker = plot.ConstantTicks{{Value: -0.5, Label: "0%"}, {Value: 49.5, Label: "50%"}, {Value: 99.5, Label: "100%"}}
+	scale.Y.Min, scale.Y.Max = -0.5, 99.5
+	scale.Y.Padding = 0
+	scale.Y.Tick.Length = 3
+	return renderSVG(w, h, "confusion matrix", func(dc draw.Canvas) {
+		main := draw.Crop(dc, 0, -scaleW, 0, 0)
+		p.Draw(main)
+		area := p.DataCanvas(main)
+		scale.Draw(draw.Crop(dc, w-scaleW+8, -16, area.Min.Y-dc.Min.Y, area.Max.Y-dc.Max.Y))
+	})
+}
+
+// lossHistogram draws the distribution of the defined per-image losses,
+// with their mean marked.
+func lossHistogram(losses []float64, lossLabel string) (template.HTML, error) {
+	bins := min(max(int(math.Sqrt(float64(len(losses)))), 10), 60)
+	hist, err := plotter.NewHist(plotter.Values(losses), bins)
+	if err != nil {
+		return "", err
+	}
+	hist.FillColor = runColor
+	hist.LineStyle.Color = color.White
+	hist.LineStyle.Width = 0.5
+
+	var sum float64
+	for _, v := range losses {
+		sum += v
+	}
+	mean := sum / float64(len(losses))
+	var top float64
+	for _, b := range hist.Bins {
+		top = max(top, b.Weight)
+	}
+	line, err := plotter.NewLine(plotter.XYs{{X: mean, Y: 0}, {X: mean, Y: top * 1.05}})
+	if err != nil {
+		return "", err
+	}
+	line.Color = meanColor
+	line.Width = 1.5
+	line.Dashes = []vg.Length{4, 3}
+
+	p := newPlot()
+	grid := plotter.NewGrid()
+	grid.Vertical.Width = 0
+	grid.Horizontal.Color = gridColor
+	p.Add(grid, hist, line)
+	p.Legend.Add("mean "+strconv.FormatFloat(mean, 'f', 4, 64), line)
+	p.Legend.Top = true
+	p.X.Label.Text = lossLabel
+	p.Y.Label.Text = "images"
+	p.Y.Min = 0
+	return renderSVG(460, 240, "per-image loss histogram", p.Draw)
+}

@@ -1,0 +1,145 @@
+package transforms
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/results"
+)
+
+func init() {
+	register.Function1x2[evaluate.Result, string, string](keyOfImage)
+	register.DoFn3x0[string, func(*string) bool, func(DuplicateKey)](&findDuplicatesFn{})
+	register.DoFn2x0[DuplicateKey, func(results.Rejection)](&rejectDuplicatesFn{})
+	register.Function2x0[DuplicateKey, func(string)](keysOf)
+	register.Function2x0[DuplicateKey, func(string, int)](shardsOf)
+	register.Function3x0[string, func(*int) bool, func(string)](firstKey)
+	register.DoFn3x0[evaluate.Result, func(*string) bool, func(evaluate.Result)](&dropImagesFn{})
+	register.DoFn4x0[string, *evaluate.Accumulator, func(*string) bool, func(string, *evaluate.Accumulator)](&dropPartialsFn{})
+	register.DoFn3x0[results.Shard, func(*string) bool, func(results.Shard)](&keepShardsFn{})
+	register.DoFn4x1[context.Context, results.Shard, func(*string) bool, func(string, *evaluate.Accumulator), error](&reevaluateShardFn{})
+	register.Emitter1[DuplicateKey]()
+	register.Emitter1[string]()
+	register.Emitter2[string, int]()
+	register.Iter1[string]()
+	register.Iter1[int]()
+}
+
+// DuplicateKey is a sample key found in more than one shard.
+type DuplicateKey struct {
+	Key    string
+	Shards []string
+}
+
+// DropDuplicateKeys sets aside every copy of a key that occurs in more than
+// one shard: which copy is right cannot be known, so none is counted, and
+// each copy is listed as rejected.
+//
+// Duplicates are found from the small per-image results after evaluation.
+// Shards that hold a duplicate are then evaluated again without the
+// duplicated keys, and their first partial accumulators are dropped; shards
+// without duplicates (normally all of them) are read once.
+func DropDuplicateKeys(s beam.Scope, cfg EvalConfig, ev Evaluated, shards beam.PCollection) Evaluated {
+	s = s.Scope("DropDuplicateKeys")
+	byKey := beam.GroupByKey(s, beam.ParDo(s, keyOfImage, ev.Images))
+	dups := beam.ParDo(s, &findDuplicatesFn{}, byKey)
+
+	dupKeys := beam.ParDo(s, keysOf, dups)
+	dupShards := beam.ParDo(s, firstKey, beam.GroupByKey(s, beam.ParDo(s, shardsOf, dups)))
+
+	images := beam.ParDo(s, &dropImagesFn{}, ev.Images, beam.SideInput{Input: dupKeys})
+	kept := beam.ParDo(s, &dropPartialsFn{}, ev.Partials, beam.SideInput{Input: dupShards})
+	again := beam.ParDo(s, &keepShardsFn{}, shards, beam.SideInput{Input: dupShards})
+	redone := beam.ParDo(s, &reevaluateShardFn{shardEvaluator{EvalConfig: cfg}}, again, beam.SideInput{Input: dupKeys})
+	return Evaluated{
+		Images:   images,
+		Partials: beam.Flatten(s, kept, redone),
+		Rejected: beam.Flatten(s, ev.Rejected, beam.ParDo(s, &rejectDuplicatesFn{}, dups)),
+	}
+}
+
+func keyOfImage(r evaluate.Result) (string, string) { return r.Key, r.Shard }
+
+type findDuplicatesFn struct{}
+
+func (findDuplicatesFn) ProcessElement(key string, shards func(*string) bool, emit func(DuplicateKey)) {
+	var all []string
+	var sh string
+	for shards(&sh) {
+		all = append(all, sh)
+	}
+	if len(all) > 1 {
+		slices.Sort(all)
+		emit(DuplicateKey{Key: key, Shards: all})
+	}
+}
+
+type rejectDuplicatesFn struct{}
+
+func (rejectDuplicatesFn) ProcessElement(d DuplicateKey, emit func(results.Rejection)) {
+	for i, sh := range d.Shards {
+		others := slices.Delete(slices.Clone(d.Shards), i, i+1)
+		emit(results.Rejection{Key: d.Key, Shard: sh, Reason: fmt.Sprintf("duplicate key: sample %s is also in %s", d.Key, strings.Join(others, ", "))})
+	}
+}
+
+func keysOf(d DuplicateKey, emit func(string)) { emit(d.Key) }
+
+func shardsOf(d DuplicateKey, emit func(string, int)) {
+	for _, sh := range d.Shards {
+		emit(sh, 1)
+	}
+}
+
+func firstKey(key string, _ func(*int) bool, emit func(string)) { emit(key) }
+
+// set reads a side input of strings into a set.
+func set(iter func(*string) bool) map[string]bool {
+	m := map[string]bool{}
+	var v string
+	for iter(&v) {
+		m[v] = true
+	}
+	return m
+}
+
+type dropImagesFn struct{}
+
+func (dropImagesFn) ProcessElement(r evaluate.Result, dupKeys func(*string) bool, emit func(evaluate.Result)) {
+	if !set(dupKeys)[r.Key] {
+		emit(r)
+	}
+}
+
+type dropPartialsFn struct{}
+
+func (dropPartialsFn) ProcessElement(shard string, acc *evaluate.Accumulator, dupShards func(*string) bool, emit func(string, *evaluate.Accumulator)) {
+	if !set(dupShards)[shard] {
+		emit(shard, acc)
+	}
+}
+
+type keepShardsFn struct{}
+
+func (keepShardsFn) ProcessElement(sh results.Shard, dupShards func(*string) bool, emit func(results.Shard)) {
+	if set(dupShards)[sh.Path] {
+		emit(sh)
+	}
+}
+
+// reevaluateShardFn evaluates a shard again without its duplicated keys. Its
+// per-image results and rejections repeat the first pass's and are dropped.
+type reevaluateShardFn struct {
+	shardEvaluator
+}
+
+func (f *reevaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, dupKeys func(*string) bool, emitPartial func(string, *evaluate.Accumulator)) error {
+	_, err := f.evaluate(ctx, sh, set(dupKeys), func(evaluate.Result) {}, emitPartial, func(results.Rejection) {})
+	return err
+}
