@@ -37,10 +37,12 @@ type Config struct {
 	Output string
 	RunID  string
 
-	Eval       evaluate.Options
-	Limits     sample.Limits
-	Storage    storage.Options
-	Policy     transforms.Policy
+	Eval    evaluate.Options
+	Limits  sample.Limits
+	Storage storage.Options
+	Policy  transforms.Policy
+	// WorstK is the number of worst images listed in metrics.json.
+	WorstK     int
 	ClassNames []string
 	Provenance results.Provenance
 }
@@ -97,6 +99,16 @@ func (c *Config) Validate() error {
 	if c.Policy.MaxRejected < 0 {
 		errs = append(errs, fmt.Errorf("max rejected %d is negative", c.Policy.MaxRejected))
 	}
+	if e.Bootstrap < 0 || c.WorstK < 0 {
+		errs = append(errs, errors.New("bootstrap replicates and worst images must not be negative"))
+	}
+	for _, fields := range e.SliceBy {
+		for _, f := range fields {
+			if strings.TrimSpace(f) == "" {
+				errs = append(errs, errors.New("a slicing names an empty metadata field"))
+			}
+		}
+	}
 	if e.ProbTolerance < 0 {
 		errs = append(errs, fmt.Errorf("probability tolerance %v is negative", e.ProbTolerance))
 	}
@@ -116,6 +128,7 @@ func Build(s beam.Scope, cfg Config) error {
 	evaluated := transforms.EvaluateShards(s, eval, shards)
 	evaluated = transforms.DropDuplicateKeys(s, eval, evaluated, shards)
 	acc := transforms.MergeAccumulators(s, evaluated.Partials)
+	slices := transforms.MergeSlices(s, evaluated.Slices)
 	prov := cfg.Provenance
 	prov.Inputs = cfg.Inputs
 	transforms.WriteOutputs(s, transforms.OutputSpec{
@@ -129,6 +142,7 @@ func Build(s beam.Scope, cfg Config) error {
 		Provenance: prov,
 		Storage:    cfg.Storage,
 		Policy:     cfg.Policy,
-	}, acc, evaluated, shards)
+		WorstK:     cfg.WorstK,
+	}, acc, slices, evaluated, shards)
 	return nil
 }

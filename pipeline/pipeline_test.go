@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -228,6 +229,9 @@ func TestRunMatchesDirectEvaluation(t *testing.T) {
 	d := writeDataset(t)
 	out := filepath.Join(t.TempDir(), "out")
 	cfg := config([]string{filepath.Join(d.dir, "*.tar")}, out)
+	cfg.Eval.SliceBy = [][]string{{"weather"}}
+	cfg.Eval.Bootstrap = 50
+	cfg.WorstK = 3
 	pr, err := runPipeline(t, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +286,33 @@ func TestRunMatchesDirectEvaluation(t *testing.T) {
 		}
 		if row["run_id"] != "test-run" {
 			t.Errorf("%s: run_id %v", key, row["run_id"])
+		}
+	}
+	// Slices partition the images; intervals hold the estimate; the worst
+	// images are the highest losses.
+	var sliced int64
+	for _, sl := range m.Slices {
+		if sl.Field != "weather" {
+			t.Errorf("slice %+v", sl)
+		}
+		sliced += sl.Images
+	}
+	if sliced != m.Images || len(m.Slices) < 2 {
+		t.Errorf("%d slices hold %d images, want %d", len(m.Slices), sliced, m.Images)
+	}
+	if iv := m.Intervals; iv == nil || iv.Replicates != 50 || *iv.MIoU.Low > *m.MIoU || *iv.MIoU.High < *m.MIoU {
+		t.Errorf("intervals %+v around miou %v", iv, *m.MIoU)
+	}
+	if w := m.Worst; w == nil || len(w.HighestLoss) != 3 || len(w.LowestMIoU) != 3 {
+		t.Errorf("worst images %+v", w)
+	} else {
+		var losses []float64
+		for _, l := range want.loss {
+			losses = append(losses, l)
+		}
+		slices.Sort(losses)
+		if top := *w.HighestLoss[0].Loss; math.Abs(top-losses[len(losses)-1]) > 1e-6 || *w.HighestLoss[1].Loss > top {
+			t.Errorf("worst losses %v, %v; highest is %v", top, *w.HighestLoss[1].Loss, losses[len(losses)-1])
 		}
 	}
 	if lines := strings.Count(got.csv, "\n"); lines != classes+1 {

@@ -22,8 +22,9 @@ func init() {
 	register.Function3x0[string, func(*int) bool, func(string)](firstKey)
 	register.DoFn3x0[evaluate.Result, func(*string) bool, func(evaluate.Result)](&dropImagesFn{})
 	register.DoFn4x0[string, *evaluate.Accumulator, func(*string) bool, func(string, *evaluate.Accumulator)](&dropPartialsFn{})
+	register.DoFn4x0[string, SliceTally, func(*string) bool, func(string, SliceTally)](&dropSlicesFn{})
 	register.DoFn3x0[results.Shard, func(*string) bool, func(results.Shard)](&keepShardsFn{})
-	register.DoFn4x1[context.Context, results.Shard, func(*string) bool, func(string, *evaluate.Accumulator), error](&reevaluateShardFn{})
+	register.DoFn5x1[context.Context, results.Shard, func(*string) bool, func(string, *evaluate.Accumulator), func(string, SliceTally), error](&reevaluateShardFn{})
 	register.Emitter1[DuplicateKey]()
 	register.Emitter1[string]()
 	register.Emitter2[string, int]()
@@ -55,11 +56,13 @@ func DropDuplicateKeys(s beam.Scope, cfg EvalConfig, ev Evaluated, shards beam.P
 
 	images := beam.ParDo(s, &dropImagesFn{}, ev.Images, beam.SideInput{Input: dupKeys})
 	kept := beam.ParDo(s, &dropPartialsFn{}, ev.Partials, beam.SideInput{Input: dupShards})
+	keptSlices := beam.ParDo(s, &dropSlicesFn{}, ev.Slices, beam.SideInput{Input: dupShards})
 	again := beam.ParDo(s, &keepShardsFn{}, shards, beam.SideInput{Input: dupShards})
-	redone := beam.ParDo(s, &reevaluateShardFn{shardEvaluator{EvalConfig: cfg}}, again, beam.SideInput{Input: dupKeys})
+	redone, redoneSlices := beam.ParDo2(s, &reevaluateShardFn{shardEvaluator{EvalConfig: cfg}}, again, beam.SideInput{Input: dupKeys})
 	return Evaluated{
 		Images:   images,
 		Partials: beam.Flatten(s, kept, redone),
+		Slices:   beam.Flatten(s, keptSlices, redoneSlices),
 		Rejected: beam.Flatten(s, ev.Rejected, beam.ParDo(s, &rejectDuplicatesFn{}, dups)),
 	}
 }
@@ -125,6 +128,14 @@ func (dropPartialsFn) ProcessElement(shard string, acc *evaluate.Accumulator, du
 	}
 }
 
+type dropSlicesFn struct{}
+
+func (dropSlicesFn) ProcessElement(shard string, st SliceTally, dupShards func(*string) bool, emit func(string, SliceTally)) {
+	if !set(dupShards)[shard] {
+		emit(shard, st)
+	}
+}
+
 type keepShardsFn struct{}
 
 func (keepShardsFn) ProcessElement(sh results.Shard, dupShards func(*string) bool, emit func(results.Shard)) {
@@ -139,7 +150,8 @@ type reevaluateShardFn struct {
 	shardEvaluator
 }
 
-func (f *reevaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, dupKeys func(*string) bool, emitPartial func(string, *evaluate.Accumulator)) error {
-	_, err := f.evaluate(ctx, sh, set(dupKeys), func(evaluate.Result) {}, emitPartial, func(results.Rejection) {})
+func (f *reevaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, dupKeys func(*string) bool,
+	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally)) error {
+	_, err := f.evaluate(ctx, sh, set(dupKeys), func(evaluate.Result) {}, emitPartial, emitSlice, func(results.Rejection) {})
 	return err
 }

@@ -35,12 +35,16 @@ var (
 
 func init() {
 	register.DoFn2x1[[]byte, func(results.Shard), error](&matchShardsFn{})
-	register.DoFn5x1[context.Context, results.Shard, func(evaluate.Result), func(string, *evaluate.Accumulator), func(results.Rejection), error](&evaluateShardFn{})
+	register.DoFn6x1[context.Context, results.Shard, func(evaluate.Result), func(string, *evaluate.Accumulator), func(string, SliceTally), func(results.Rejection), error](&evaluateShardFn{})
 	register.Emitter1[results.Shard]()
 	register.Emitter1[evaluate.Result]()
 	register.Emitter2[string, *evaluate.Accumulator]()
+	register.Emitter2[string, SliceTally]()
+	register.Emitter2[string, *evaluate.Tally]()
 	register.Emitter1[results.Rejection]()
+	register.Function3x0[string, SliceTally, func(string, *evaluate.Tally)](bySlice)
 	register.Combiner1[*evaluate.Accumulator](&mergeAccumulatorsFn{})
+	register.Combiner1[*evaluate.Tally](&mergeTalliesFn{})
 }
 
 // MatchShards expands the glob patterns into the shards they match, each
@@ -100,6 +104,9 @@ type Evaluated struct {
 	// Partials holds one KV<string, *evaluate.Accumulator> per shard with
 	// evaluated images, keyed by the shard's path.
 	Partials beam.PCollection
+	// Slices holds KV<string, SliceTally>: per shard (keyed by its path),
+	// one tally per slice of its images.
+	Slices beam.PCollection
 	// Rejected holds a results.Rejection per sample set aside.
 	Rejected beam.PCollection
 }
@@ -112,8 +119,8 @@ func EvaluateShards(s beam.Scope, cfg EvalConfig, shards beam.PCollection) Evalu
 	s = s.Scope("EvaluateShards")
 	shards = beam.Reshuffle(s, shards)
 	fn := &evaluateShardFn{shardEvaluator{EvalConfig: cfg}}
-	images, partials, rejects := beam.ParDo3(s, fn, shards)
-	return Evaluated{Images: images, Partials: partials, Rejected: rejects}
+	images, partials, slices, rejects := beam.ParDo4(s, fn, shards)
+	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects}
 }
 
 // EvalConfig configures the evaluation of shards.
@@ -147,8 +154,8 @@ func (f *shardEvaluator) Teardown() error {
 // skip, and returns the number of bytes read. Defective samples are rejected
 // or fail the shard as the policy says; failures to read storage are
 // returned, so that the runner retries.
-func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip map[string]bool,
-	emitImage func(evaluate.Result), emitPartial func(string, *evaluate.Accumulator), emitReject func(results.Rejection)) (int64, error) {
+func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip map[string]bool, emitImage func(evaluate.Result),
+	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReject func(results.Rejection)) (int64, error) {
 	r, err := f.store.Open(ctx, sh.Path)
 	if err != nil {
 		return 0, err
@@ -189,7 +196,7 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 		if skip[smp.Key] {
 			continue
 		}
-		img, err := f.dec.Decode(smp, sh.Path, limits)
+		img, err := f.dec.Decode(smp, sh.Path, sample.Options{Limits: limits})
 		if err != nil {
 			if err := reject(smp.Key, err); err != nil {
 				return counted.n, err
@@ -205,8 +212,12 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 		}
 		emitImage(res)
 	}
-	if acc := f.eval.Take(); acc != nil {
+	acc, slices := f.eval.Take()
+	if acc != nil {
 		emitPartial(sh.Path, acc)
+	}
+	for key, t := range slices {
+		emitSlice(sh.Path, SliceTally{Slice: key, Tally: t})
 	}
 	return counted.n, nil
 }
@@ -215,13 +226,13 @@ type evaluateShardFn struct {
 	shardEvaluator
 }
 
-func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard,
-	emitImage func(evaluate.Result), emitPartial func(string, *evaluate.Accumulator), emitReject func(results.Rejection)) error {
+func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, emitImage func(evaluate.Result),
+	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReject func(results.Rejection)) error {
 	n, err := f.evaluate(ctx, sh, nil, func(res evaluate.Result) {
 		imagesRead.Inc(ctx, 1)
 		validPixels.Inc(ctx, res.ValidPixels)
 		emitImage(res)
-	}, emitPartial, func(r results.Rejection) {
+	}, emitPartial, emitSlice, func(r results.Rejection) {
 		rejected.Inc(ctx, 1)
 		emitReject(r)
 	})
@@ -255,6 +266,30 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func MergeAccumulators(s beam.Scope, partials beam.PCollection) beam.PCollection {
 	s = s.Scope("MergeAccumulators")
 	return beam.Combine(s, &mergeAccumulatorsFn{}, beam.DropKey(s, partials))
+}
+
+// SliceTally is the tally of one slice's images in one shard.
+type SliceTally struct {
+	Slice string // evaluate.SliceKey
+	Tally *evaluate.Tally
+}
+
+// MergeSlices merges the per-shard slice tallies (KV<string, SliceTally>)
+// into one KV<string, *evaluate.Tally> per slice, with a keyed combine.
+func MergeSlices(s beam.Scope, slices beam.PCollection) beam.PCollection {
+	s = s.Scope("MergeSlices")
+	return beam.CombinePerKey(s, &mergeTalliesFn{}, beam.ParDo(s, bySlice, slices))
+}
+
+func bySlice(_ string, st SliceTally, emit func(string, *evaluate.Tally)) { emit(st.Slice, st.Tally) }
+
+type mergeTalliesFn struct{}
+
+func (mergeTalliesFn) MergeAccumulators(a, b *evaluate.Tally) (*evaluate.Tally, error) {
+	if err := a.Merge(b); err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 type mergeAccumulatorsFn struct{}

@@ -15,7 +15,8 @@ import (
 )
 
 func init() {
-	register.DoFn6x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*evaluate.Result) bool, func(*results.Rejection) bool, func(*results.Shard) bool, error](&writeOutputsFn{})
+	register.DoFn7x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*string, **evaluate.Tally) bool, func(*evaluate.Result) bool, func(*results.Rejection) bool, func(*results.Shard) bool, error](&writeOutputsFn{})
+	register.Iter2[string, *evaluate.Tally]()
 	register.Iter1[*evaluate.Accumulator]()
 	register.Iter1[evaluate.Result]()
 	register.Iter1[results.Rejection]()
@@ -31,6 +32,8 @@ type OutputSpec struct {
 	Provenance results.Provenance // shards are filled in from the run
 	Storage    storage.Options
 	Policy     Policy
+	// WorstK is the number of worst images listed in metrics.json.
+	WorstK int
 }
 
 // WriteOutputs writes metrics.json, per_image.jsonl, per_class.csv and
@@ -43,9 +46,9 @@ type OutputSpec struct {
 //
 // The stage runs once, on an impulse, with everything else as side inputs, so
 // that it also runs (and says zero images) when the shards hold no sample.
-func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator beam.PCollection, ev Evaluated, shards beam.PCollection) {
+func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards beam.PCollection) {
 	s = s.Scope("WriteOutputs")
-	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s), beam.SideInput{Input: accumulator},
+	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s), beam.SideInput{Input: accumulator}, beam.SideInput{Input: slices},
 		beam.SideInput{Input: ev.Images}, beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards})
 }
 
@@ -53,7 +56,7 @@ type writeOutputsFn struct {
 	Spec OutputSpec
 }
 
-func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
+func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool, sliceTallies func(*string, **evaluate.Tally) bool,
 	images func(*evaluate.Result) bool, rejects func(*results.Rejection) bool, shards func(*results.Shard) bool) error {
 	var acc *evaluate.Accumulator
 	var a *evaluate.Accumulator
@@ -63,6 +66,12 @@ func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func
 		} else if err := acc.Merge(a); err != nil {
 			return err
 		}
+	}
+	sliceByKey := map[string]*evaluate.Tally{}
+	var key string
+	var tally *evaluate.Tally
+	for sliceTallies(&key, &tally) {
+		sliceByKey[key] = tally
 	}
 	var rows []results.ImageRow
 	var r evaluate.Result
@@ -93,7 +102,8 @@ func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func
 	}
 	slices.SortFunc(prov.Shards, func(a, b results.Shard) int { return strings.Compare(a.Path, b.Path) })
 
-	m, err := results.Summarize(acc, int64(len(rejected)), f.Spec.Settings, f.Spec.RunID, prov)
+	m, err := results.Summarize(results.Run{Acc: acc, Slices: sliceByKey, Rows: rows, Rejected: int64(len(rejected)), WorstK: f.Spec.WorstK},
+		f.Spec.Settings, f.Spec.RunID, prov)
 	if err != nil {
 		return err
 	}

@@ -236,8 +236,10 @@ func inProcess(path string) (imgs int, shardBytes int64, took time.Duration, err
 		return 0, 0, 0, err
 	}
 	var dec sample.Decoder
+	// The same work as cmd/run with its default flags, which check the
+	// probabilities and draw 200 bootstrap replicates.
 	ev := evaluate.NewEvaluator(evaluate.Options{Mode: evaluate.Multiclass, Classes: *classes, ClassSet: lovasz.ClassSet{Mode: lovasz.Present},
-		Ignore: 255, HasIgnore: true, BinsPerOctave: lovasz.DefaultBinsPerOctave})
+		Ignore: 255, HasIgnore: true, BinsPerOctave: lovasz.DefaultBinsPerOctave, ProbTolerance: 0.01, Bootstrap: 200})
 	start := time.Now()
 	for took < minWork {
 		n, err := evaluateShard(data, path, &dec, ev)
@@ -265,7 +267,7 @@ func evaluateShard(data []byte, name string, dec *sample.Decoder, ev *evaluate.E
 		if err != nil {
 			return n, err
 		}
-		img, err := dec.Decode(s, name, limits)
+		img, err := dec.Decode(s, name, sample.Options{Limits: limits})
 		if err != nil {
 			return n, err
 		}

@@ -61,13 +61,16 @@ var (
 	maxMemberBytes = flag.Int64("max_member_bytes", pipeline.DefaultMaxMemberBytes, "largest tar member accepted, in bytes")
 	maxRejected    = flag.Int("max_rejected", 0, "defective samples tolerated: 0 fails the run on the first, with its message; N > 0 lists them in rejected.jsonl and fails only past N")
 	probTolerance  = flag.Float64("prob_tolerance", 0.01, "how far stored probabilities may stray from [0, 1] and from summing to 1 per pixel; 0 turns the check off")
+	sliceBy        = flag.String("slice_by", "", "metadata fields (from each sample's KEY.json) to slice metrics by: a,b slices by a and by b separately, a+b by both crossed")
+	bootstrap      = flag.Int("bootstrap", 200, "bootstrap replicates for 95% confidence intervals, computed in the same pass; 0 turns them off")
+	worstK         = flag.Int("worst_k", 20, "number of worst images (highest loss, lowest mIoU) listed in metrics.json")
 	binsPerOctave  = flag.Int("histogram_bins_per_octave", lovasz.DefaultBinsPerOctave, "resolution of the dataset-level loss histogram (power of two, 1 to 256)")
 	showVersion    = flag.Bool("version", false, "print the version and exit")
 )
 
 // ownFlags are recorded in the provenance of every run.
 var ownFlags = []string{"input", "output", "overwrite", "num_classes", "ignore_index", "classes", "class_names", "mode",
-	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "max_rejected", "prob_tolerance", "histogram_bins_per_octave"}
+	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "max_rejected", "prob_tolerance", "slice_by", "bootstrap", "worst_k", "histogram_bins_per_octave"}
 
 func main() {
 	flag.Parse()
@@ -135,7 +138,10 @@ func configFromFlags(ctx context.Context) (pipeline.Config, error) {
 			Classes:       *numClasses,
 			BinsPerOctave: *binsPerOctave,
 			ProbTolerance: *probTolerance,
+			Bootstrap:     *bootstrap,
+			SliceBy:       parseSliceBy(*sliceBy),
 		},
+		WorstK:  *worstK,
 		Policy:  transforms.Policy{MaxRejected: *maxRejected},
 		Limits:  sample.Limits{MaxPixels: *maxPixels, MaxClasses: *maxClasses, MaxMemberBytes: *maxMemberBytes},
 		Storage: storage.Options{BillingProject: *billing},
@@ -180,6 +186,17 @@ func parseClassSet(v string) (lovasz.ClassSet, error) {
 		set.IDs = append(set.IDs, id)
 	}
 	return set, nil
+}
+
+// parseSliceBy reads "a,b+c" as the slicings [a] and [b c].
+func parseSliceBy(v string) [][]string {
+	var out [][]string
+	for _, slicing := range strings.Split(v, ",") {
+		if slicing = strings.TrimSpace(slicing); slicing != "" {
+			out = append(out, strings.Split(slicing, "+"))
+		}
+	}
+	return out
 }
 
 func parseIgnore(v string) (int, bool, error) {

@@ -41,6 +41,12 @@ type Options struct {
 	// ProbTolerance bounds how far stored probabilities may stray from
 	// [0, 1] and from summing to 1 per pixel; 0 turns the check off.
 	ProbTolerance float64
+	// Bootstrap is the number of bootstrap replicates for confidence
+	// intervals; 0 turns them off.
+	Bootstrap int
+	// SliceBy lists slicings over the samples' JSON metadata: each is one
+	// field, or several crossed.
+	SliceBy [][]string
 }
 
 func (o Options) lovasz() lovasz.Options {
@@ -69,6 +75,7 @@ type Evaluator struct {
 	counts *lovasz.Counts    // this image's
 	hist   *lovasz.Histogram // this image's, merged into acc once the image is accepted
 	acc    *Accumulator
+	slices map[string]*Tally // by SliceKey
 }
 
 // NewEvaluator returns an Evaluator with an empty accumulator.
@@ -76,12 +83,12 @@ func NewEvaluator(opt Options) *Evaluator {
 	return &Evaluator{opt: opt, ev: lovasz.NewEvaluator()}
 }
 
-// Accumulator returns what has been accumulated since the last Take, or nil
-// when nothing was.
-func (e *Evaluator) Take() *Accumulator {
-	acc := e.acc
-	e.acc = nil
-	return acc
+// Take returns what has been accumulated since the last Take, for the whole
+// and by slice; the accumulator is nil when no image was evaluated.
+func (e *Evaluator) Take() (*Accumulator, map[string]*Tally) {
+	acc, slices := e.acc, e.slices
+	e.acc, e.slices = nil, nil
+	return acc, slices
 }
 
 // Evaluate scores one image, adds it to the accumulator and returns its
@@ -103,7 +110,7 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 		return Result{}, badInput("the ignore index %d is a class id of this %d-class prediction", e.opt.Ignore, classes)
 	}
 	if e.acc == nil {
-		if e.acc, err = NewAccumulator(classes, e.opt.BinsPerOctave); err != nil {
+		if e.acc, err = NewAccumulator(classes, e.opt.BinsPerOctave, e.opt.Bootstrap); err != nil {
 			return Result{}, err
 		}
 	}
@@ -167,8 +174,24 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 	}
 	res.MIoU = e.counts.MeanIoU()
 	res.PixelAccuracy = e.counts.PixelAccuracy()
-	if err := e.acc.add(res, perClass, e.counts, e.hist); err != nil {
+	if err := e.acc.Tally.add(res, perClass, e.counts); err != nil {
 		return Result{}, err
+	}
+	if err := e.acc.Histogram.Merge(e.hist); err != nil {
+		return Result{}, err
+	}
+	e.acc.Bootstrap.add(img.Key, res.Loss, e.counts)
+	for _, fields := range e.opt.SliceBy {
+		key := SliceKey(fields, img.Meta)
+		if e.slices == nil {
+			e.slices = map[string]*Tally{}
+		}
+		if e.slices[key] == nil {
+			e.slices[key] = NewTally(classes)
+		}
+		if err := e.slices[key].add(res, perClass, e.counts); err != nil {
+			return Result{}, err
+		}
 	}
 	return res, nil
 }
@@ -193,7 +216,7 @@ func (e *Evaluator) classesOf(img *sample.Image) (int, error) {
 	}
 	want := e.opt.Classes
 	if want == 0 && e.acc != nil {
-		want = e.acc.Classes
+		want = e.acc.Classes()
 	}
 	if want != 0 && img.Classes != want {
 		return 0, badInput("the prediction has %d classes, expected %d", img.Classes, want)

@@ -127,8 +127,8 @@ func newBars(n int, iou func(id int) *float64) bars {
 
 // classIoUChart draws each class's IoU as a horizontal bar labeled with its
 // value ("–" where undefined), with its interval as an error bar when the
-// metrics hold one per class, and the baseline's bar beside it when there is
-// a baseline.
+// metrics hold one per class, and the baseline's bar (in baselineColor)
+// below it when there is a baseline. The page's text says which is which.
 func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML, error) {
 	n := len(m.Classes)
 	names := make([]string, n)
@@ -150,8 +150,11 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 	// With a baseline, this run's bar is above the class's tick and the
 	// baseline's below; shift is in data units, one per class.
 	pitch, thickness, shift := vg.Points(18), vg.Points(12), 0.0
+	if n > 40 { // keep a long class list within a few screens
+		pitch, thickness = 11, 8
+	}
 	if baseline != nil {
-		pitch, thickness, shift = 26, 10, 0.2
+		pitch, thickness, shift = pitch*1.5, pitch*0.4, 0.2
 		base := newBars(n, func(id int) *float64 {
 			for _, c := range baseline.Classes {
 				if c.ID == id {
@@ -165,18 +168,22 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 			return "", err
 		}
 		p.Add(bc)
-		p.Legend.Add("baseline", bc)
 	}
 	rc, err := horizontalBars(run.iou, thickness, shift, runColor)
 	if err != nil {
 		return "", err
 	}
 	p.Add(rc)
-	if baseline != nil {
-		p.Legend.Add("this run", rc)
-		p.Legend.Top = true
-	}
 
+	// Each label goes right of its bar, and of its error bar if any.
+	labels := plotter.XYLabels{XYs: make(plotter.XYs, n), Labels: make([]string, n)}
+	for i, v := range run.iou {
+		labels.XYs[i] = plotter.XY{X: v, Y: float64(i) + shift}
+		labels.Labels[i] = "–"
+		if run.defined[i] {
+			labels.Labels[i] = strconv.FormatFloat(v, 'f', 3, 64)
+		}
+	}
 	if ci := m.Intervals; ci != nil && len(ci.ClassIoU) == n {
 		var bars struct {
 			plotter.XYs
@@ -188,6 +195,7 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 				continue
 			}
 			bars.XYs = append(bars.XYs, plotter.XY{X: *v, Y: float64(n-1-id) + shift})
+			labels.XYs[n-1-id].X = max(*v, *iv.High)
 			bars.XErrors = append(bars.XErrors, struct{ Low, High float64 }{*v - *iv.Low, *iv.High - *v})
 		}
 		if len(bars.XYs) > 0 {
@@ -202,14 +210,6 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 		}
 	}
 
-	labels := plotter.XYLabels{XYs: make(plotter.XYs, n), Labels: make([]string, n)}
-	for i, v := range run.iou {
-		labels.XYs[i] = plotter.XY{X: v, Y: float64(i) + shift}
-		labels.Labels[i] = "–"
-		if run.defined[i] {
-			labels.Labels[i] = strconv.FormatFloat(v, 'f', 3, 64)
-		}
-	}
 	lp, err := plotter.NewLabels(labels)
 	if err != nil {
 		return "", err
@@ -223,11 +223,7 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 	p.NominalY(names...)
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 
-	h := pitch*vg.Length(n) + 44
-	if baseline != nil {
-		h += 24 // the legend
-	}
-	return renderSVG(460, h, "per-class IoU", p.Draw)
+	return renderSVG(460, pitch*vg.Length(n)+44, "per-class IoU", p.Draw)
 }
 
 // horizontalBars is a bar chart of vs with bars of the given thickness,
@@ -310,7 +306,7 @@ func confusionChart(m results.Metrics) (template.HTML, error) {
 	hm := plotter.NewHeatMap(heatGrid{cols: n, rows: n, z: func(c, r int) float64 { return share[n-1-r][c] }}, pal)
 	hm.Min, hm.Max = 0, 1
 	hm.NaN = absentColor
-	cell := min(max(vg.Points(440)/vg.Length(n), 3), 24)
+	cell := min(max(vg.Points(440)/vg.Length(n), 3), 60)
 	// Past a few hundred classes, one image is smaller than n² rectangles.
 	hm.Rasterized = n > 100
 
@@ -352,7 +348,7 @@ func confusionChart(m results.Metrics) (template.HTML, error) {
 				if v > 0.55 {
 					ink = color.White
 				}
-				styles = append(styles, textStyle(min(cell*0.36, 8), ink))
+				styles = append(styles, textStyle(min(cell*0.36, 10), ink))
 			}
 		}
 		if len(styles) > 0 {
@@ -367,24 +363,26 @@ func confusionChart(m results.Metrics) (template.HTML, error) {
 
 	// The grid's cells are square: the canvas is the plot's margins (found
 	// by laying it out on a probe canvas) plus the grid, plus a narrow heat
-	// map of its own beside it as the color scale.
-	const probe, scaleW = 1000, 56
-	area := p.DataCanvas(draw.Canvas{Rectangle: vg.Rectangle{Max: vg.Point{X: probe, Y: probe}}})
-	side := cell * vg.Length(n)
-	w := probe - area.Size().X + side + scaleW
-	h := probe - area.Size().Y + side
+	// map of its own to the right as the color scale.
 	scale := newPlot()
 	scale.Add(plotter.NewHeatMap(heatGrid{cols: 1, rows: 100, z: func(_, r int) float64 { return (float64(r) + 0.5) / 100 }}, pal))
 	scale.HideX()
 	scale.Y.Tick.Marker = plot.ConstantTicks{{Value: -0.5, Label: "0%"}, {Value: 49.5, Label: "50%"}, {Value: 99.5, Label: "100%"}}
 	scale.Y.Min, scale.Y.Max = -0.5, 99.5
-	scale.Y.Padding = 0
+	scale.Y.Padding, scale.X.Padding = 0, 0
 	scale.Y.Tick.Length = 3
+	const probe, gap, barW = 1000, 12, 12
+	probeCanvas := draw.Canvas{Rectangle: vg.Rectangle{Max: vg.Point{X: probe, Y: probe}}}
+	area := p.DataCanvas(probeCanvas)
+	scaleW := gap + probe - scale.DataCanvas(probeCanvas).Size().X + barW
+	side := cell * vg.Length(n)
+	w := probe - area.Size().X + side + scaleW
+	h := probe - area.Size().Y + side
 	return renderSVG(w, h, "confusion matrix", func(dc draw.Canvas) {
 		main := draw.Crop(dc, 0, -scaleW, 0, 0)
 		p.Draw(main)
 		area := p.DataCanvas(main)
-		scale.Draw(draw.Crop(dc, w-scaleW+8, -16, area.Min.Y-dc.Min.Y, area.Max.Y-dc.Max.Y))
+		scale.Draw(draw.Crop(dc, w-scaleW+gap, 0, area.Min.Y-dc.Min.Y, area.Max.Y-dc.Max.Y))
 	})
 }
 
@@ -427,5 +425,21 @@ func lossHistogram(losses []float64, lossLabel string) (template.HTML, error) {
 	p.X.Label.Text = lossLabel
 	p.Y.Label.Text = "images"
 	p.Y.Min = 0
+	p.Y.Tick.Marker = plot.TickerFunc(countTicks)
 	return renderSVG(460, 240, "per-image loss histogram", p.Draw)
+}
+
+// countTicks are the default ticks of a count axis, labeled as integers and
+// only at integers.
+func countTicks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i, t := range ticks {
+		if t.Label != "" {
+			ticks[i].Label = ""
+			if t.Value == math.Trunc(t.Value) {
+				ticks[i].Label = strconv.FormatFloat(t.Value, 'f', 0, 64)
+			}
+		}
+	}
+	return ticks
 }

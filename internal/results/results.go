@@ -13,6 +13,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -209,9 +210,25 @@ type Settings struct {
 	ClassNames []string // optional; missing names default to the id
 }
 
-// Summarize builds metrics.json's content from the run's accumulator. A nil
-// accumulator means no image was read.
-func Summarize(acc *evaluate.Accumulator, rejected int64, set Settings, runID string, prov Provenance) (Metrics, error) {
+// Run is what a finished evaluation hands to Summarize.
+type Run struct {
+	// Acc is the whole dataset's accumulator, nil when no image was
+	// evaluated.
+	Acc *evaluate.Accumulator
+	// Slices holds a tally per slice key (see evaluate.SliceKey).
+	Slices map[string]*evaluate.Tally
+	// Rows are the per-image rows, for the worst images.
+	Rows     []ImageRow
+	Rejected int64
+	// WorstK is the number of worst images listed (0 for none).
+	WorstK int
+}
+
+// IntervalLevel is the confidence level of bootstrap intervals.
+const IntervalLevel = 0.95
+
+// Summarize builds metrics.json's content from a finished run.
+func Summarize(run Run, set Settings, runID string, prov Provenance) (Metrics, error) {
 	m := Metrics{
 		SchemaVersion:  SchemaVersion,
 		RunID:          runID,
@@ -219,26 +236,29 @@ func Summarize(acc *evaluate.Accumulator, rejected int64, set Settings, runID st
 		Mode:           string(set.Mode),
 		ClassSet:       set.ClassSet.String(),
 		Classes:        []Class{},
-		ImagesRejected: rejected,
-		ImagesRead:     rejected,
+		Confusion:      [][]int64{},
+		ImagesRejected: run.Rejected,
+		ImagesRead:     run.Rejected,
 	}
 	if set.HasIgnore {
 		m.IgnoreIndex = &set.Ignore
 	}
+	acc := run.Acc
 	if acc == nil {
 		return m, nil
 	}
-	m.NumClasses = acc.Classes
-	m.Images = acc.Images
-	m.ImagesRead += acc.Images
-	m.ImagesWithoutValidPixels = acc.ImagesWithoutValidPixels
-	m.ValidPixels = acc.ValidPixels
+	t := &acc.Tally
+	m.NumClasses = t.Classes
+	m.Images = t.Images
+	m.ImagesRead += t.Images
+	m.ImagesWithoutValidPixels = t.ImagesWithoutValidPixels
+	m.ValidPixels = t.ValidPixels
 
-	perImageMean := mean(acc.LossSum, acc.ImagesWithLoss)
+	perImageMean := mean(t.LossSum, t.ImagesWithLoss)
 	if set.Mode == evaluate.Binary {
 		m.LovaszHinge = &HingeLoss{PerImageMean: perImageMean}
 	} else {
-		loss := &SoftmaxLoss{PerImageMean: perImageMean, PerImageMeanErrorBound: mean(acc.LossBoundSum, acc.ImagesWithLoss)}
+		loss := &SoftmaxLoss{PerImageMean: perImageMean, PerImageMeanErrorBound: mean(t.LossBoundSum, t.ImagesWithLoss)}
 		ds, err := acc.Histogram.Loss(set.ClassSet)
 		if err != nil {
 			return Metrics{}, err
@@ -249,17 +269,16 @@ func Summarize(acc *evaluate.Accumulator, rejected int64, set Settings, runID st
 		m.LovaszSoftmax = loss
 	}
 
-	m.Confusion = make([][]int64, acc.Classes)
-	for t := range acc.Classes {
-		m.Confusion[t] = acc.Counts.Confusion[t*acc.Classes : (t+1)*acc.Classes]
+	for c := range t.Classes {
+		m.Confusion = append(m.Confusion, t.Counts.Confusion[c*t.Classes:(c+1)*t.Classes])
 	}
-	cm := acc.Counts.Metrics()
+	cm := t.Counts.Metrics()
 	m.MIoU = number(cm.MIoU)
 	m.PixelAccuracy = number(cm.PixelAccuracy)
 	m.MeanAccuracy = number(cm.MeanAccuracy)
 	m.MeanDice = number(cm.MeanDice)
 	m.FrequencyWeightedIoU = number(cm.FrequencyWeightedIoU)
-	m.PerImageMIoUMean = mean(acc.MIoUSum, acc.MIoUImages)
+	m.PerImageMIoUMean = mean(t.MIoUSum, t.MIoUImages)
 	for c, s := range cm.Classes {
 		name := strconv.Itoa(c)
 		if c < len(set.ClassNames) {
@@ -269,10 +288,83 @@ func Summarize(acc *evaluate.Accumulator, rejected int64, set Settings, runID st
 			ID: c, Name: name, IoU: number(s.IoU),
 			Intersection: s.Intersection, Union: s.Union, LabelPixels: s.LabelPixels, PredPixels: s.PredPixels,
 			Accuracy: number(s.Accuracy), Dice: number(s.Dice),
-			LovaszMean: mean(acc.ClassLossSum[c], acc.ClassLossImages[c]),
+			LovaszMean: mean(t.ClassLossSum[c], t.ClassLossImages[c]),
 		})
 	}
+	if acc.Bootstrap.Replicates > 0 {
+		m.Intervals = intervals(&acc.Bootstrap)
+	}
+	m.Slices = slicesOf(run.Slices)
+	if run.WorstK > 0 {
+		m.Worst = worst(run.Rows, run.WorstK)
+	}
 	return m, nil
+}
+
+func intervals(b *evaluate.Bootstrap) *Intervals {
+	iv := b.Intervals(IntervalLevel)
+	out := &Intervals{Replicates: b.Replicates, Level: IntervalLevel, MIoU: interval(iv.MIoU), PerImageLoss: interval(iv.PerImageLoss)}
+	for _, c := range iv.ClassIoU {
+		out.ClassIoU = append(out.ClassIoU, interval(c))
+	}
+	return out
+}
+
+func interval(iv evaluate.Interval) Interval {
+	return Interval{Low: number(iv.Low), High: number(iv.High)}
+}
+
+// slicesOf summarizes every slice, sorted by field then value.
+func slicesOf(tallies map[string]*evaluate.Tally) []Slice {
+	keys := slices.Sorted(maps.Keys(tallies))
+	var out []Slice
+	for _, k := range keys {
+		t := tallies[k]
+		field, value := evaluate.SplitSliceKey(k)
+		cm := t.Counts.Metrics()
+		sl := Slice{
+			Field: field, Value: value, Images: t.Images, ValidPixels: t.ValidPixels,
+			PerImageLossMean: mean(t.LossSum, t.ImagesWithLoss),
+			MIoU:             number(cm.MIoU), PixelAccuracy: number(cm.PixelAccuracy), MeanAccuracy: number(cm.MeanAccuracy),
+			PerImageMIoUMean: mean(t.MIoUSum, t.MIoUImages),
+		}
+		for _, c := range cm.Classes {
+			sl.ClassIoU = append(sl.ClassIoU, number(c.IoU))
+		}
+		out = append(out, sl)
+	}
+	return out
+}
+
+// worst lists the k images with the highest loss and the k with the lowest
+// mIoU; ties go to the smaller key so that outputs are deterministic.
+func worst(rows []ImageRow, k int) *WorstImages {
+	pick := func(has func(ImageRow) bool, less func(a, b ImageRow) bool) []ImageRef {
+		var cand []ImageRow
+		for _, r := range rows {
+			if has(r) {
+				cand = append(cand, r)
+			}
+		}
+		slices.SortFunc(cand, func(a, b ImageRow) int {
+			switch {
+			case less(a, b):
+				return -1
+			case less(b, a):
+				return 1
+			}
+			return strings.Compare(a.Key, b.Key)
+		})
+		refs := []ImageRef{}
+		for _, r := range cand[:min(k, len(cand))] {
+			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, Loss: r.Loss, MIoU: r.MIoU})
+		}
+		return refs
+	}
+	return &WorstImages{
+		HighestLoss: pick(func(r ImageRow) bool { return r.Loss != nil }, func(a, b ImageRow) bool { return *a.Loss > *b.Loss }),
+		LowestMIoU:  pick(func(r ImageRow) bool { return r.MIoU != nil }, func(a, b ImageRow) bool { return *a.MIoU < *b.MIoU }),
+	}
 }
 
 // number maps NaN (undefined) to nil, which JSON writes as null.

@@ -11,7 +11,7 @@ import (
 )
 
 func TestSummarizeNoImages(t *testing.T) {
-	m, err := Summarize(nil, 0, Settings{Mode: evaluate.Multiclass}, "r", Provenance{})
+	m, err := Summarize(Run{}, Settings{Mode: evaluate.Multiclass}, "r", Provenance{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,15 +33,15 @@ func TestSummarizeNoImages(t *testing.T) {
 
 func TestSummarizeUndefinedIsNull(t *testing.T) {
 	// Two classes out of three are seen; class 2 has an empty union.
-	acc, err := evaluate.NewAccumulator(3, lovasz.DefaultBinsPerOctave)
+	acc, err := evaluate.NewAccumulator(3, lovasz.DefaultBinsPerOctave, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := lovasz.CountPredictions([]int32{0, 1, 1, 0}, []int32{0, 1, 0, 0}, 2, 2, lovasz.Options{}, &acc.Counts); err != nil {
+	if err := lovasz.CountPredictions([]int32{0, 1, 1, 0}, []int32{0, 1, 0, 0}, 2, 2, lovasz.Options{}, &acc.Tally.Counts); err != nil {
 		t.Fatal(err)
 	}
-	acc.Images = 1
-	m, err := Summarize(acc, 0, Settings{Mode: evaluate.Multiclass, ClassNames: []string{"road", "car"}}, "r", Provenance{})
+	acc.Tally.Images = 1
+	m, err := Summarize(Run{Acc: acc}, Settings{Mode: evaluate.Multiclass, ClassNames: []string{"road", "car"}}, "r", Provenance{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/segeval/segeval/internal/labelpng"
 	"github.com/segeval/segeval/internal/npy"
+	"github.com/segeval/segeval/internal/npz"
 	"github.com/segeval/segeval/internal/shard"
 )
 
@@ -17,9 +18,9 @@ import (
 type Prediction int
 
 const (
-	// Probs are per-class probabilities (probs.npy).
+	// Probs are per-class probabilities (probs.npy or probs.npz).
 	Probs Prediction = iota + 1
-	// Logits are per-class unnormalized scores (logits.npy).
+	// Logits are per-class unnormalized scores (logits.npy or logits.npz).
 	Logits
 	// ArgmaxMap is one predicted class id per pixel (pred.png or pred.npy).
 	ArgmaxMap
@@ -36,7 +37,8 @@ type Image struct {
 	// logits of shape [H,W] or [1,H,W]. It is 0 for ArgmaxMap.
 	Classes int
 	// Scores holds Classes*Height*Width values, class-major (all pixels of
-	// class 0, then of class 1, ...), for Probs and Logits.
+	// class 0, then of class 1, ...), for Probs and Logits, whatever the
+	// layout of the file.
 	Scores []float32
 	// Pred holds Height*Width predicted class ids, row-major, for
 	// ArgmaxMap.
@@ -47,9 +49,48 @@ type Image struct {
 
 // Limits bounds the samples Decode accepts. Every limit must be positive.
 type Limits struct {
-	MaxPixels      int64 // largest Height*Width
-	MaxClasses     int   // largest Classes
-	MaxMemberBytes int64 // largest member that is decoded
+	MaxPixels  int64 // largest Height*Width
+	MaxClasses int   // largest Classes
+	// MaxMemberBytes is the largest member that is decoded, and the largest
+	// array inflated from an .npz archive.
+	MaxMemberBytes int64
+}
+
+// Layout is the order of the axes of a probs or logits array.
+type Layout string
+
+const (
+	// CHW arrays are channels-first, [C,H,W] or [1,C,H,W], as PyTorch
+	// models output them. It is the default.
+	CHW Layout = "chw"
+	// HWC arrays are channels-last, [H,W,C] or [1,H,W,C], as TensorFlow
+	// and JAX models output them.
+	HWC Layout = "hwc"
+)
+
+// Options are the decoding settings shared by every sample of a run. Fields
+// are exported so that they travel inside Beam DoFns.
+type Options struct {
+	Limits Limits
+	// Layout is the axis order of probs and logits; "" means CHW.
+	Layout Layout
+	// NPZKey names the array to read from probs.npz and logits.npz; "" reads
+	// the archive's only array. It is not consulted for other members.
+	NPZKey string
+}
+
+// Validate reports whether the options are usable: every limit positive and
+// the layout known. Decode checks it too, but a run should check it once
+// before reading any input.
+func (o Options) Validate() error {
+	lim := o.Limits
+	if lim.MaxPixels <= 0 || lim.MaxClasses <= 0 || lim.MaxMemberBytes <= 0 {
+		return fmt.Errorf("every limit must be positive, got %+v", lim)
+	}
+	if o.Layout != "" && o.Layout != CHW && o.Layout != HWC {
+		return fmt.Errorf("unknown layout %q, want %q or %q", o.Layout, CHW, HWC)
+	}
+	return nil
 }
 
 // Error reports a sample that cannot be decoded, naming the member at fault
@@ -73,10 +114,12 @@ func (e *Error) Unwrap() error { return e.Err }
 // Fields that can hold a sample's label and prediction.
 var (
 	labelFields      = []string{"label.png", "label.npy"}
-	predictionFields = []string{"probs.npy", "logits.npy", "pred.png", "pred.npy"}
+	predictionFields = []string{"probs.npy", "probs.npz", "logits.npy", "logits.npz", "pred.png", "pred.npy"}
 	predictionKinds  = map[string]Prediction{
 		"probs.npy":  Probs,
+		"probs.npz":  Probs,
 		"logits.npy": Logits,
+		"logits.npz": Logits,
 		"pred.png":   ArgmaxMap,
 		"pred.npy":   ArgmaxMap,
 	}
@@ -88,12 +131,15 @@ type Decoder struct {
 	labels []int32
 	scores []float32
 	pred   []int32
+	// hwc holds channels-last scores before they are transposed into
+	// scores.
+	hwc []float32
 }
 
 // Decode decodes the label, prediction and metadata of s. The slices of the
 // returned Image are valid until the next call to Decode. Errors are of type
 // *Error.
-func (d *Decoder) Decode(s *shard.Sample, shardName string, lim Limits) (*Image, error) {
+func (d *Decoder) Decode(s *shard.Sample, shardName string, opt Options) (*Image, error) {
 	fail := func(field string, err error) error {
 		e := &Error{Shard: shardName, Key: s.Key, Err: err}
 		if field != "" {
@@ -101,9 +147,10 @@ func (d *Decoder) Decode(s *shard.Sample, shardName string, lim Limits) (*Image,
 		}
 		return e
 	}
-	if lim.MaxPixels <= 0 || lim.MaxClasses <= 0 || lim.MaxMemberBytes <= 0 {
-		return nil, fail("", fmt.Errorf("every limit must be positive, got %+v", lim))
+	if err := opt.Validate(); err != nil {
+		return nil, fail("", err)
 	}
+	lim := opt.Limits
 	labelField, err := pickOne(s, "label", labelFields)
 	if err != nil {
 		return nil, fail("", err)
@@ -129,19 +176,22 @@ func (d *Decoder) Decode(s *shard.Sample, shardName string, lim Limits) (*Image,
 	img.Prediction = predictionKinds[predField]
 	if img.Prediction == ArgmaxMap {
 		img.Pred, ph, pw, err = decodeIDs(predField, s.Fields[predField], lim, d.pred)
-	} else {
-		img.Scores, img.Classes, ph, pw, err = decodeScores(s.Fields[predField], img.Prediction, lim, d.scores)
-	}
-	if err != nil {
-		return nil, fail(predField, err)
-	}
-	if img.Prediction == ArgmaxMap {
+		if err != nil {
+			return nil, fail(predField, err)
+		}
 		d.pred = img.Pred
 	} else {
-		d.scores = img.Scores
+		img.Scores, img.Classes, ph, pw, err = d.decodeScores(predField, s.Fields[predField], img.Prediction, opt)
+		if err != nil {
+			return nil, fail(predField, err)
+		}
 	}
 	if ph != img.Height || pw != img.Width {
-		return nil, fail(predField, fmt.Errorf("prediction is %dx%d (HxW) but label %s.%s is %dx%d", ph, pw, s.Key, labelField, img.Height, img.Width))
+		layout := ""
+		if img.Prediction != ArgmaxMap {
+			layout = " in layout " + string(layoutOf(opt))
+		}
+		return nil, fail(predField, fmt.Errorf("prediction is %dx%d (HxW)%s but label %s.%s is %dx%d", ph, pw, layout, s.Key, labelField, img.Height, img.Width))
 	}
 
 	if data, ok := s.Fields["json"]; ok {
@@ -153,6 +203,14 @@ func (d *Decoder) Decode(s *shard.Sample, shardName string, lim Limits) (*Image,
 		}
 	}
 	return img, nil
+}
+
+// layoutOf returns the layout the options select.
+func layoutOf(opt Options) Layout {
+	if opt.Layout == "" {
+		return CHW
+	}
+	return opt.Layout
 }
 
 // pickOne returns the one field of s among candidates, which hold the same
@@ -200,34 +258,98 @@ func decodeIDs(field string, data []byte, lim Limits, dst []int32) ([]int32, int
 	return ids, h, w, err
 }
 
-// decodeScores decodes a probs.npy or logits.npy array into class-major
-// scores, in dst's storage when it is large enough, and returns them with
-// the class count, height and width.
-func decodeScores(data []byte, kind Prediction, lim Limits, dst []float32) (scores []float32, c, h, w int, err error) {
-	shape, err := npyShape(data)
+// decodeScores decodes a probs or logits member, a .npy file or an .npz
+// archive of one, into class-major scores held in d's buffers, and returns
+// them with the class count, height and width.
+func (d *Decoder) decodeScores(field string, data []byte, kind Prediction, opt Options) (scores []float32, c, h, w int, err error) {
+	if strings.HasSuffix(field, ".npz") {
+		var array string
+		data, array, err = npz.Member(data, opt.NPZKey, opt.Limits.MaxMemberBytes)
+		if errors.Is(err, npz.ErrSeveralArrays) {
+			err = fmt.Errorf("%w (choose one with --npz_key)", err)
+		}
+		if err != nil {
+			return nil, 0, 0, 0, err
+		}
+		defer func() {
+			if err != nil {
+				err = fmt.Errorf("array %s: %w", array, err)
+			}
+		}()
+	}
+	layout := layoutOf(opt)
+	c, h, w, err = scoresShape(data, kind, layout)
 	if err != nil {
 		return nil, 0, 0, 0, err
 	}
-	switch {
-	case len(shape) == 3:
-		c, h, w = shape[0], shape[1], shape[2]
-	case len(shape) == 4 && shape[0] == 1:
-		c, h, w = shape[1], shape[2], shape[3]
-	case len(shape) == 2 && kind == Logits:
-		c, h, w = 1, shape[0], shape[1]
-	case kind == Logits:
-		return nil, 0, 0, 0, fmt.Errorf("shape %v, want [C,H,W], [1,C,H,W] or, for binary logits, [H,W]", shape)
-	default:
-		return nil, 0, 0, 0, fmt.Errorf("shape %v, want [C,H,W] or [1,C,H,W]", shape)
-	}
-	if err := checkSize(h, w, lim); err != nil {
+	if err := checkSize(h, w, opt.Limits); err != nil {
 		return nil, 0, 0, 0, err
 	}
-	if c < 1 || c > lim.MaxClasses {
-		return nil, 0, 0, 0, fmt.Errorf("%d classes, want 1 to %d", c, lim.MaxClasses)
+	if c < 1 || c > opt.Limits.MaxClasses {
+		return nil, 0, 0, 0, fmt.Errorf("%d classes, want 1 to %d", c, opt.Limits.MaxClasses)
 	}
-	scores, _, err = npy.DecodeFloat32(data, npy.Limits{MaxElements: int64(c) * int64(h) * int64(w)}, dst)
-	return scores, c, h, w, err
+	lim := npy.Limits{MaxElements: int64(c) * int64(h) * int64(w)}
+	if layout == CHW || c == 1 {
+		// One class has the same order in both layouts.
+		scores, _, err = npy.DecodeFloat32(data, lim, d.scores)
+		if err != nil {
+			return nil, 0, 0, 0, err
+		}
+		d.scores = scores
+		return scores, c, h, w, nil
+	}
+	raw, _, err := npy.DecodeFloat32(data, lim, d.hwc)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	d.hwc = raw
+	if cap(d.scores) < len(raw) {
+		d.scores = make([]float32, len(raw))
+	}
+	d.scores = d.scores[:len(raw)]
+	transposeHWC(d.scores, raw, c)
+	return d.scores, c, h, w, nil
+}
+
+// scoresShape returns the class count, height and width of a probs or logits
+// .npy file of the given layout, from its header.
+func scoresShape(data []byte, kind Prediction, layout Layout) (c, h, w int, err error) {
+	shape, err := npyShape(data)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if len(shape) == 4 && shape[0] == 1 {
+		shape = shape[1:]
+	}
+	switch {
+	case len(shape) == 3 && layout == CHW:
+		return shape[0], shape[1], shape[2], nil
+	case len(shape) == 3:
+		return shape[2], shape[0], shape[1], nil
+	case len(shape) == 2 && kind == Logits:
+		return 1, shape[0], shape[1], nil
+	}
+	one, batch := "[C,H,W]", "[1,C,H,W]"
+	if layout == HWC {
+		one, batch = "[H,W,C]", "[1,H,W,C]"
+	}
+	if kind == Logits {
+		return 0, 0, 0, fmt.Errorf("shape %v, want %s, %s or, for binary logits, [H,W]", shape, one, batch)
+	}
+	return 0, 0, 0, fmt.Errorf("shape %v, want %s or %s", shape, one, batch)
+}
+
+// transposeHWC stores the channels-last scores src, the c scores of pixel 0,
+// then those of pixel 1, ..., into dst class-major. It writes dst in order
+// and reads src with a stride of c, which is small.
+func transposeHWC(dst, src []float32, c int) {
+	pixels := len(src) / c
+	for k := range c {
+		plane := dst[k*pixels : (k+1)*pixels]
+		for p := range plane {
+			plane[p] = src[p*c+k]
+		}
+	}
 }
 
 // npyShape returns the shape in a .npy file's header.

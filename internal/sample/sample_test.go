@@ -2,13 +2,18 @@ package sample
 
 import (
 	"archive/tar"
+	"archive/zip"
 	"bytes"
 	"errors"
 	"image"
 	"image/color"
 	"image/png"
 	"io"
+	"math"
+	"os"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,7 +21,10 @@ import (
 	"github.com/segeval/segeval/internal/shard"
 )
 
-var testLimits = Limits{MaxPixels: 1 << 16, MaxClasses: 8, MaxMemberBytes: 1 << 20}
+var (
+	testLimits  = Limits{MaxPixels: 1 << 16, MaxClasses: 8, MaxMemberBytes: 1 << 20}
+	testOptions = Options{Limits: testLimits}
+)
 
 func npyFile(t *testing.T, descr string, shape []int, data any) []byte {
 	t.Helper()
@@ -54,6 +62,25 @@ func newSample(key string, fields map[string][]byte) *shard.Sample {
 	return &shard.Sample{Key: key, Fields: fields}
 }
 
+// npzFile writes an .npz archive of one array with archive/zip, as numpy's
+// savez (method zip.Store) or savez_compressed (zip.Deflate) would.
+func npzFile(t *testing.T, method uint16, array string, npyData []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: array + ".npy", Method: method})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(npyData); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
 func TestDecode(t *testing.T) {
 	// A 2x3 label map and predictions for it.
 	label := grayPNG(t, 2, 3, 0, 1, 2, 2, 1, 255)
@@ -62,9 +89,15 @@ func TestDecode(t *testing.T) {
 		0.5, 0.25, 0.125, 1, 0, -2,
 		0.5, 0.75, 0.875, 0, 1, 3,
 	}
+	hwc := []float32{ // the same scores channels-last: pixel by pixel
+		0.5, 0.5, 0.25, 0.75, 0.125, 0.875,
+		1, 0, 0, 1, -2, 3,
+	}
+	hwcOpt := Options{Limits: testLimits, Layout: HWC}
 	tests := []struct {
 		name   string
 		fields map[string][]byte
+		opt    Options // testOptions if zero
 		want   Image
 	}{
 		{
@@ -109,6 +142,60 @@ func TestDecode(t *testing.T) {
 			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Logits, Classes: 1, Scores: scores[:6]},
 		},
 		{
+			name: "float32 probs [H,W,C]",
+			fields: map[string][]byte{
+				"label.png": label,
+				"probs.npy": npyFile(t, "<f4", []int{2, 3, 2}, hwc),
+			},
+			opt:  hwcOpt,
+			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Probs, Classes: 2, Scores: scores},
+		},
+		{
+			name: "float16 logits [1,H,W,C]",
+			fields: map[string][]byte{
+				"label.png":  label,
+				"logits.npy": npyFile(t, "<f2", []int{1, 2, 3, 2}, hwc),
+			},
+			opt:  hwcOpt,
+			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Logits, Classes: 2, Scores: scores},
+		},
+		{
+			name: "binary logits [H,W,1]",
+			fields: map[string][]byte{
+				"label.png":  label,
+				"logits.npy": npyFile(t, "<f4", []int{2, 3, 1}, scores[:6]),
+			},
+			opt:  hwcOpt,
+			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Logits, Classes: 1, Scores: scores[:6]},
+		},
+		{
+			name: "binary logits [H,W] in layout hwc",
+			fields: map[string][]byte{
+				"label.png":  label,
+				"logits.npy": npyFile(t, "<f4", []int{2, 3}, scores[:6]),
+			},
+			opt:  hwcOpt,
+			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Logits, Classes: 1, Scores: scores[:6]},
+		},
+		{
+			name: "logits.npz deflated, named",
+			fields: map[string][]byte{
+				"label.png":  label,
+				"logits.npz": npzFile(t, zip.Deflate, "logits", npyFile(t, "<f4", []int{2, 2, 3}, scores)),
+			},
+			opt:  Options{Limits: testLimits, NPZKey: "logits"},
+			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Logits, Classes: 2, Scores: scores},
+		},
+		{
+			name: "probs.npz stored, [H,W,C]",
+			fields: map[string][]byte{
+				"label.png": label,
+				"probs.npz": npzFile(t, zip.Store, "arr_0", npyFile(t, "<f2", []int{2, 3, 2}, hwc)),
+			},
+			opt:  hwcOpt,
+			want: Image{Height: 2, Width: 3, Labels: wantLabels, Prediction: Probs, Classes: 2, Scores: scores},
+		},
+		{
 			name: "pred.png",
 			fields: map[string][]byte{
 				"label.png": label,
@@ -131,8 +218,12 @@ func TestDecode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			opt := tt.opt
+			if opt == (Options{}) {
+				opt = testOptions
+			}
 			var d Decoder
-			img, err := d.Decode(newSample("a/img1", tt.fields), "gs://b/x.tar", testLimits)
+			img, err := d.Decode(newSample("a/img1", tt.fields), "gs://b/x.tar", opt)
 			if err != nil {
 				t.Fatalf("Decode: %v", err)
 			}
@@ -145,41 +236,74 @@ func TestDecode(t *testing.T) {
 }
 
 func TestDecodeReusesBuffers(t *testing.T) {
-	sampleOf := func(seed uint8) *shard.Sample {
-		return newSample("img", map[string][]byte{
-			"label.png": grayPNG(t, 2, 2, seed, 1, 2, 3),
-			"probs.npy": npyFile(t, "<f4", []int{3, 2, 2}, make([]float32, 12)),
+	for _, layout := range []Layout{CHW, HWC} {
+		t.Run(string(layout), func(t *testing.T) {
+			opt := Options{Limits: testLimits, Layout: layout}
+			shape := []int{3, 2, 2}
+			if layout == HWC {
+				shape = []int{2, 2, 3}
+			}
+			sampleOf := func(seed uint8) *shard.Sample {
+				return newSample("img", map[string][]byte{
+					"label.png": grayPNG(t, 2, 2, seed, 1, 2, 3),
+					"probs.npy": npyFile(t, "<f4", shape, []float32{float32(seed), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}),
+				})
+			}
+			var d Decoder
+			first, err := d.Decode(sampleOf(0), "s", opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := d.Decode(sampleOf(9), "s", opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if &first.Labels[0] != &second.Labels[0] || &first.Scores[0] != &second.Scores[0] {
+				t.Error("second Decode did not reuse the first one's Labels and Scores")
+			}
+			if second.Labels[0] != 9 || first.Labels[0] != 9 || second.Scores[0] != 9 || first.Scores[0] != 9 {
+				t.Errorf("Labels[0], Scores[0] = %d, %g in the first image and %d, %g in the second; want 9, 9 (the second sample's) in both",
+					first.Labels[0], first.Scores[0], second.Labels[0], second.Scores[0])
+			}
+			// A failed prediction must not cost the buffers.
+			bad := newSample("img", map[string][]byte{
+				"label.png": grayPNG(t, 2, 2, 0, 1, 2, 3),
+				"probs.npy": []byte("corrupt"),
+			})
+			if _, err := d.Decode(bad, "s", opt); err == nil {
+				t.Fatal("Decode of a corrupt probs.npy succeeded")
+			}
+			third, err := d.Decode(sampleOf(1), "s", opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if &first.Scores[0] != &third.Scores[0] {
+				t.Error("Decode after a failure did not reuse Scores")
+			}
 		})
 	}
-	var d Decoder
-	first, err := d.Decode(sampleOf(0), "s", testLimits)
-	if err != nil {
-		t.Fatal(err)
+}
+
+// TestDecodeHWCAllocs checks that, once its buffers are warm, a Decoder
+// transposes channels-last scores without allocating: decoding them costs
+// the same allocations as decoding channels-first scores of the same size.
+func TestDecodeHWCAllocs(t *testing.T) {
+	label := grayPNG(t, 16, 16, make([]uint8, 256)...)
+	shapes := map[Layout][]int{CHW: {8, 16, 16}, HWC: {16, 16, 8}}
+	allocs := make(map[Layout]float64)
+	for _, layout := range []Layout{CHW, HWC} {
+		probs := npyFile(t, "<f2", shapes[layout], make([]float32, 16*16*8))
+		s := newSample("img", map[string][]byte{"label.png": label, "probs.npy": probs})
+		opt := Options{Limits: testLimits, Layout: layout}
+		var d Decoder
+		allocs[layout] = testing.AllocsPerRun(20, func() {
+			if _, err := d.Decode(s, "s", opt); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
-	second, err := d.Decode(sampleOf(9), "s", testLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if &first.Labels[0] != &second.Labels[0] || &first.Scores[0] != &second.Scores[0] {
-		t.Error("second Decode did not reuse the first one's Labels and Scores")
-	}
-	if second.Labels[0] != 9 || first.Labels[0] != 9 {
-		t.Errorf("Labels[0] = %d, want 9 (the second sample's) through both images", second.Labels[0])
-	}
-	// A failed prediction must not cost the buffers.
-	bad := newSample("img", map[string][]byte{
-		"label.png": grayPNG(t, 2, 2, 0, 1, 2, 3),
-		"probs.npy": []byte("corrupt"),
-	})
-	if _, err := d.Decode(bad, "s", testLimits); err == nil {
-		t.Fatal("Decode of a corrupt probs.npy succeeded")
-	}
-	third, err := d.Decode(sampleOf(1), "s", testLimits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if &first.Scores[0] != &third.Scores[0] {
-		t.Error("Decode after a failure did not reuse Scores")
+	if allocs[HWC] != allocs[CHW] {
+		t.Errorf("Decode allocates %g times per hwc sample, %g per chw sample", allocs[HWC], allocs[CHW])
 	}
 }
 
@@ -189,8 +313,8 @@ func TestDecodeErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		fields     map[string][]byte
-		lim        Limits
-		wantMember string // "" for errors about the whole sample
+		opt        Options // with testLimits if its Limits are zero
+		wantMember string  // "" for errors about the whole sample
 		wantErr    string
 	}{
 		{
@@ -201,7 +325,7 @@ func TestDecodeErrors(t *testing.T) {
 		{
 			name:    "missing prediction",
 			fields:  map[string][]byte{"label.png": label},
-			wantErr: "missing prediction: want one of probs.npy, logits.npy, pred.png, pred.npy; sample has label.png",
+			wantErr: "missing prediction: want one of probs.npy, probs.npz, logits.npy, logits.npz, pred.png, pred.npy; sample has label.png",
 		},
 		{
 			name:    "two predictions",
@@ -217,7 +341,7 @@ func TestDecodeErrors(t *testing.T) {
 			name:       "size mismatch",
 			fields:     map[string][]byte{"label.png": label, "probs.npy": npyFile(t, "<f4", []int{2, 3, 2}, make([]float32, 12))},
 			wantMember: "img1.probs.npy",
-			wantErr:    "prediction is 3x2 (HxW) but label img1.label.png is 2x3",
+			wantErr:    "prediction is 3x2 (HxW) in layout chw but label img1.label.png is 2x3",
 		},
 		{
 			name:       "pred.png size mismatch",
@@ -240,14 +364,14 @@ func TestDecodeErrors(t *testing.T) {
 		{
 			name:       "too many pixels in label.png",
 			fields:     map[string][]byte{"label.png": label, "probs.npy": probs},
-			lim:        Limits{MaxPixels: 5, MaxClasses: 8, MaxMemberBytes: 1 << 20},
+			opt:        Options{Limits: Limits{MaxPixels: 5, MaxClasses: 8, MaxMemberBytes: 1 << 20}},
 			wantMember: "img1.label.png",
 			wantErr:    "2x3 (HxW) image has 6 pixels, more than the limit of 5",
 		},
 		{
 			name:       "too many pixels in label.npy",
 			fields:     map[string][]byte{"label.npy": npyFile(t, "<i4", []int{2, 3}, make([]int32, 6)), "probs.npy": probs},
-			lim:        Limits{MaxPixels: 5, MaxClasses: 8, MaxMemberBytes: 1 << 20},
+			opt:        Options{Limits: Limits{MaxPixels: 5, MaxClasses: 8, MaxMemberBytes: 1 << 20}},
 			wantMember: "img1.label.npy",
 			wantErr:    "2x3 (HxW) image has more than the limit of 5 pixels",
 		},
@@ -260,7 +384,7 @@ func TestDecodeErrors(t *testing.T) {
 		{
 			name:       "member too large",
 			fields:     map[string][]byte{"label.png": label, "probs.npy": probs},
-			lim:        Limits{MaxPixels: 1 << 16, MaxClasses: 8, MaxMemberBytes: int64(len(probs) - 1)},
+			opt:        Options{Limits: Limits{MaxPixels: 1 << 16, MaxClasses: 8, MaxMemberBytes: int64(len(probs) - 1)}},
 			wantMember: "img1.probs.npy",
 			wantErr:    "bytes exceeds the limit of",
 		},
@@ -337,20 +461,93 @@ func TestDecodeErrors(t *testing.T) {
 			wantErr:    "metadata must be a JSON object: unexpected end of JSON input",
 		},
 		{
+			name:       "probs.npz of several arrays, no key",
+			fields:     map[string][]byte{"label.npy": fixture(t, "label.npy"), "probs.npz": fixture(t, "probs_two.npz")},
+			wantMember: "img1.probs.npz",
+			wantErr:    "npz: the archive holds more than one array: logits, softmax; name the one to read (choose one with --npz_key)",
+		},
+		{
+			name:       "probs.npz without the key",
+			fields:     map[string][]byte{"label.npy": fixture(t, "label.npy"), "probs.npz": fixture(t, "probs_softmax.npz")},
+			opt:        Options{NPZKey: "probabilities"},
+			wantMember: "img1.probs.npz",
+			wantErr:    `npz: no array named "probabilities"; the archive holds softmax`,
+		},
+		{
+			name:       "probs.npz not a zip",
+			fields:     map[string][]byte{"label.png": label, "probs.npz": probs},
+			wantMember: "img1.probs.npz",
+			wantErr:    "npz: reading the archive: zip: not a valid zip file",
+		},
+		{
+			name:       "zip bomb",
+			fields:     map[string][]byte{"label.png": label, "logits.npz": npzFile(t, zip.Deflate, "arr_0", make([]byte, 1<<20))},
+			opt:        Options{Limits: Limits{MaxPixels: 1 << 16, MaxClasses: 8, MaxMemberBytes: 1 << 16}},
+			wantMember: "img1.logits.npz",
+			wantErr:    "npz: member arr_0.npy: declared size 1048576 bytes exceeds the limit of 65536",
+		},
+		{
+			name:       "probs.npz of a 2-D array",
+			fields:     map[string][]byte{"label.png": label, "probs.npz": npzFile(t, zip.Deflate, "softmax", npyFile(t, "<f4", []int{2, 3}, make([]float32, 6)))},
+			wantMember: "img1.probs.npz",
+			wantErr:    "array softmax: shape [2 3], want [C,H,W] or [1,C,H,W]",
+		},
+		{
+			name:       "probs.npz of integers",
+			fields:     map[string][]byte{"label.png": label, "probs.npz": npzFile(t, zip.Store, "arr_0", npyFile(t, "<i4", []int{2, 2, 3}, make([]int32, 12)))},
+			wantMember: "img1.probs.npz",
+			wantErr:    `array arr_0: npy: dtype "<i4" is not a floating-point type`,
+		},
+		{
+			name:       "2-D probs in layout hwc",
+			fields:     map[string][]byte{"label.png": label, "probs.npy": npyFile(t, "<f4", []int{2, 3}, make([]float32, 6))},
+			opt:        Options{Layout: HWC},
+			wantMember: "img1.probs.npy",
+			wantErr:    "shape [2 3], want [H,W,C] or [1,H,W,C]",
+		},
+		{
+			name:       "batch of two logits in layout hwc",
+			fields:     map[string][]byte{"label.png": label, "logits.npy": npyFile(t, "<f4", []int{2, 2, 3, 1}, make([]float32, 12))},
+			opt:        Options{Layout: HWC},
+			wantMember: "img1.logits.npy",
+			wantErr:    "shape [2 2 3 1], want [H,W,C], [1,H,W,C] or, for binary logits, [H,W]",
+		},
+		{
+			// [2,2,3] read channels-last is 2x2 with 3 classes.
+			name:       "chw file read as hwc",
+			fields:     map[string][]byte{"label.png": label, "probs.npy": probs},
+			opt:        Options{Layout: HWC},
+			wantMember: "img1.probs.npy",
+			wantErr:    "prediction is 2x2 (HxW) in layout hwc but label img1.label.png is 2x3",
+		},
+		{
+			name:       "too many classes in layout hwc",
+			fields:     map[string][]byte{"label.png": label, "probs.npy": npyFile(t, "<f4", []int{2, 3, 9}, make([]float32, 54))},
+			opt:        Options{Layout: HWC},
+			wantMember: "img1.probs.npy",
+			wantErr:    "9 classes, want 1 to 8",
+		},
+		{
+			name:    "unknown layout",
+			fields:  map[string][]byte{"label.png": label, "probs.npy": probs},
+			opt:     Options{Layout: "HWC"},
+			wantErr: `unknown layout "HWC", want "chw" or "hwc"`,
+		},
+		{
 			name:    "zero limits",
 			fields:  map[string][]byte{"label.png": label, "probs.npy": probs},
-			lim:     Limits{MaxPixels: 1 << 16, MaxMemberBytes: 1 << 20},
+			opt:     Options{Limits: Limits{MaxPixels: 1 << 16, MaxMemberBytes: 1 << 20}},
 			wantErr: "every limit must be positive",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim := tt.lim
-			if lim == (Limits{}) {
-				lim = testLimits
+			opt := tt.opt
+			if opt.Limits == (Limits{}) {
+				opt.Limits = testLimits
 			}
 			var d Decoder
-			img, err := d.Decode(newSample("img1", tt.fields), "gs://b/x.tar", lim)
+			img, err := d.Decode(newSample("img1", tt.fields), "gs://b/x.tar", opt)
 			var e *Error
 			if !errors.As(err, &e) {
 				t.Fatalf("Decode = %v, %v; want an *Error", img, err)
@@ -362,6 +559,93 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("Decode returned an image with the error")
 			}
 		})
+	}
+}
+
+// fixture returns a file of testdata, written by numpy (see gen.py).
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestDecodeNumPyFiles decodes one 3-class 4x5 float16 probability map as
+// numpy saved it channels-first, channels-last and in .npz archives: every
+// form must give the same Scores.
+func TestDecodeNumPyFiles(t *testing.T) {
+	const c, h, w = 3, 4, 5
+	want, shape, err := npy.DecodeFloat32(fixture(t, "probs_chw.npy"), npy.Limits{MaxElements: c * h * w}, nil)
+	if err != nil || !slices.Equal(shape, []int{c, h, w}) {
+		t.Fatalf("probs_chw.npy: shape %v, %v", shape, err)
+	}
+	// The probabilities of each pixel sum to 1 in class-major order only,
+	// so a channels-last file decoded without transposing fails this.
+	for p := range h * w {
+		if sum := want[p] + want[h*w+p] + want[2*h*w+p]; math.Abs(float64(sum)-1) > 2e-3 {
+			t.Fatalf("probs_chw.npy: pixel %d sums to %g", p, sum)
+		}
+	}
+	labels, _, err := npy.DecodeInt32(fixture(t, "label.npy"), npy.Limits{MaxElements: h * w}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		field, file string
+		opt         Options
+	}{
+		{"probs.npy", "probs_chw.npy", Options{}},
+		{"probs.npy", "probs_chw.npy", Options{Layout: CHW}},
+		{"probs.npy", "probs_hwc.npy", Options{Layout: HWC}},
+		{"probs.npy", "probs_hwc_batch.npy", Options{Layout: HWC}},
+		{"probs.npz", "probs_stored.npz", Options{}},
+		{"probs.npz", "probs_stored.npz", Options{NPZKey: "arr_0"}},
+		{"probs.npz", "probs_softmax.npz", Options{}},
+		{"probs.npz", "probs_softmax.npz", Options{NPZKey: "softmax"}},
+		{"probs.npz", "probs_hwc.npz", Options{Layout: HWC}},
+		{"probs.npz", "probs_hwc.npz", Options{Layout: HWC, NPZKey: "probabilities"}},
+		{"probs.npz", "probs_two.npz", Options{NPZKey: "softmax"}},
+	}
+	var d Decoder
+	for _, tt := range tests {
+		opt := tt.opt
+		opt.Limits = testLimits
+		s := newSample("img", map[string][]byte{"label.npy": fixture(t, "label.npy"), tt.field: fixture(t, tt.file)})
+		img, err := d.Decode(s, "s", opt)
+		if err != nil {
+			t.Errorf("%s with %+v: %v", tt.file, tt.opt, err)
+			continue
+		}
+		if img.Prediction != Probs || img.Classes != c || img.Height != h || img.Width != w ||
+			!slices.Equal(img.Scores, want) || !slices.Equal(img.Labels, labels) {
+			t.Errorf("%s with %+v: Decode = %+v, want the scores of probs_chw.npy", tt.file, tt.opt, *img)
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		opt  Options
+		want string // "" for valid options
+	}{
+		{Options{Limits: testLimits}, ""},
+		{Options{Limits: testLimits, Layout: CHW, NPZKey: "softmax"}, ""},
+		{Options{Limits: testLimits, Layout: HWC}, ""},
+		{Options{Limits: testLimits, Layout: "nhwc"}, `unknown layout "nhwc", want "chw" or "hwc"`},
+		{Options{Limits: Limits{MaxPixels: 1, MaxClasses: 1}}, "every limit must be positive, got {MaxPixels:1 MaxClasses:1 MaxMemberBytes:0}"},
+		{Options{Limits: Limits{MaxPixels: 1, MaxClasses: -1, MaxMemberBytes: 1}}, "every limit must be positive"},
+	}
+	for _, tt := range tests {
+		err := tt.opt.Validate()
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%+v.Validate() = %v, want nil", tt.opt, err)
+		case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+			t.Errorf("%+v.Validate() = %v, want an error starting with %q", tt.opt, err, tt.want)
+		}
 	}
 }
 
@@ -429,7 +713,7 @@ func TestDecodeShard(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		img, err := d.Decode(s, "mem.tar", testLimits)
+		img, err := d.Decode(s, "mem.tar", testOptions)
 		if err != nil {
 			t.Fatal(err)
 		}
