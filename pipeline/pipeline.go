@@ -12,6 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/gate"
 	"github.com/segeval/segeval/internal/lovasz"
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/sample"
@@ -37,14 +38,19 @@ type Config struct {
 	Output string
 	RunID  string
 
-	Eval    evaluate.Options
-	Limits  sample.Limits
+	Eval evaluate.Options
+	// Decode holds the limits and layout of input files.
+	Decode  sample.Options
 	Storage storage.Options
 	Policy  transforms.Policy
-	// WorstK is the number of worst images listed in metrics.json.
+	// WorstK is the number of worst images listed in metrics.json and
+	// shown in the report.
 	WorstK     int
 	ClassNames []string
 	Provenance results.Provenance
+	Date       string // the run's date (YYYY-MM-DD), for the history
+	Gate       transforms.GateSpec
+	History    transforms.HistorySpec
 }
 
 // Validate checks the configuration before anything runs.
@@ -109,11 +115,23 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.Gate.Baseline == gate.Latest && (c.History.Prefix == "" || c.History.Model == "") {
+		errs = append(errs, errors.New("--baseline=latest needs --history and --model_name"))
+	}
+	if c.History.Prefix != "" && c.History.Model == "" {
+		errs = append(errs, errors.New("--history needs --model_name"))
+	}
+	if c.Gate.FailJob && !c.Gate.Enabled() {
+		errs = append(errs, errors.New("--fail_job_on_regression needs a baseline or a threshold"))
+	}
 	if e.ProbTolerance < 0 {
 		errs = append(errs, fmt.Errorf("probability tolerance %v is negative", e.ProbTolerance))
 	}
-	if c.Limits.MaxPixels <= 0 || c.Limits.MaxClasses <= 0 || c.Limits.MaxMemberBytes <= 0 {
-		errs = append(errs, errors.New("limits must be positive"))
+	if err := c.Decode.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, _, err := e.Maps(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -124,11 +142,12 @@ func Build(s beam.Scope, cfg Config) error {
 		return err
 	}
 	shards := transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
-	eval := transforms.EvalConfig{Eval: cfg.Eval, Limits: cfg.Limits, Storage: cfg.Storage, Policy: cfg.Policy}
+	eval := transforms.EvalConfig{Eval: cfg.Eval, Decode: cfg.Decode, Storage: cfg.Storage, Policy: cfg.Policy}
 	evaluated := transforms.EvaluateShards(s, eval, shards)
 	evaluated = transforms.DropDuplicateKeys(s, eval, evaluated, shards)
 	acc := transforms.MergeAccumulators(s, evaluated.Partials)
 	slices := transforms.MergeSlices(s, evaluated.Slices)
+	thumbnails := transforms.Thumbnails(s, eval, cfg.WorstK, evaluated.Images)
 	prov := cfg.Provenance
 	prov.Inputs = cfg.Inputs
 	transforms.WriteOutputs(s, transforms.OutputSpec{
@@ -143,6 +162,9 @@ func Build(s beam.Scope, cfg Config) error {
 		Storage:    cfg.Storage,
 		Policy:     cfg.Policy,
 		WorstK:     cfg.WorstK,
-	}, acc, slices, evaluated, shards)
+		Date:       cfg.Date,
+		Gate:       cfg.Gate,
+		History:    cfg.History,
+	}, acc, slices, evaluated, shards, thumbnails)
 	return nil
 }

@@ -126,7 +126,7 @@ func config(inputs []string, output string) pipeline.Config {
 			Mode: evaluate.Multiclass, ClassSet: lovasz.ClassSet{Mode: lovasz.Present},
 			Ignore: 255, HasIgnore: true, BinsPerOctave: lovasz.DefaultBinsPerOctave,
 		},
-		Limits: sample.Limits{MaxPixels: pipeline.DefaultMaxPixels, MaxClasses: pipeline.DefaultMaxClasses, MaxMemberBytes: pipeline.DefaultMaxMemberBytes},
+		Decode: sample.Options{Limits: sample.Limits{MaxPixels: pipeline.DefaultMaxPixels, MaxClasses: pipeline.DefaultMaxClasses, MaxMemberBytes: pipeline.DefaultMaxMemberBytes}},
 	}
 }
 

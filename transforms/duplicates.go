@@ -23,8 +23,8 @@ func init() {
 	register.DoFn3x0[evaluate.Result, func(*string) bool, func(evaluate.Result)](&dropImagesFn{})
 	register.DoFn4x0[string, *evaluate.Accumulator, func(*string) bool, func(string, *evaluate.Accumulator)](&dropPartialsFn{})
 	register.DoFn4x0[string, SliceTally, func(*string) bool, func(string, SliceTally)](&dropSlicesFn{})
-	register.DoFn3x0[results.Shard, func(*string) bool, func(results.Shard)](&keepShardsFn{})
-	register.DoFn5x1[context.Context, results.Shard, func(*string) bool, func(string, *evaluate.Accumulator), func(string, SliceTally), error](&reevaluateShardFn{})
+	register.DoFn4x0[results.Shard, func(*string) bool, func(results.Shard), func(Receipt)](&keepShardsFn{})
+	register.DoFn6x1[context.Context, results.Shard, func(*string) bool, func(string, *evaluate.Accumulator), func(string, SliceTally), func(Receipt), error](&reevaluateShardFn{})
 	register.Emitter1[DuplicateKey]()
 	register.Emitter1[string]()
 	register.Emitter2[string, int]()
@@ -57,13 +57,14 @@ func DropDuplicateKeys(s beam.Scope, cfg EvalConfig, ev Evaluated, shards beam.P
 	images := beam.ParDo(s, &dropImagesFn{}, ev.Images, beam.SideInput{Input: dupKeys})
 	kept := beam.ParDo(s, &dropPartialsFn{}, ev.Partials, beam.SideInput{Input: dupShards})
 	keptSlices := beam.ParDo(s, &dropSlicesFn{}, ev.Slices, beam.SideInput{Input: dupShards})
-	again := beam.ParDo(s, &keepShardsFn{}, shards, beam.SideInput{Input: dupShards})
-	redone, redoneSlices := beam.ParDo2(s, &reevaluateShardFn{shardEvaluator{EvalConfig: cfg}}, again, beam.SideInput{Input: dupKeys})
+	again, needsRedo := beam.ParDo2(s, &keepShardsFn{}, shards, beam.SideInput{Input: dupShards})
+	redone, redoneSlices, redoneReceipts := beam.ParDo3(s, &reevaluateShardFn{shardEvaluator{EvalConfig: cfg}}, again, beam.SideInput{Input: dupKeys})
 	return Evaluated{
 		Images:   images,
 		Partials: beam.Flatten(s, kept, redone),
 		Slices:   beam.Flatten(s, keptSlices, redoneSlices),
 		Rejected: beam.Flatten(s, ev.Rejected, beam.ParDo(s, &rejectDuplicatesFn{}, dups)),
+		Receipts: beam.Flatten(s, ev.Receipts, needsRedo, redoneReceipts),
 	}
 }
 
@@ -138,9 +139,10 @@ func (dropSlicesFn) ProcessElement(shard string, st SliceTally, dupShards func(*
 
 type keepShardsFn struct{}
 
-func (keepShardsFn) ProcessElement(sh results.Shard, dupShards func(*string) bool, emit func(results.Shard)) {
+func (keepShardsFn) ProcessElement(sh results.Shard, dupShards func(*string) bool, emit func(results.Shard), emitReceipt func(Receipt)) {
 	if set(dupShards)[sh.Path] {
 		emit(sh)
+		emitReceipt(Receipt{Shard: sh.Path, Kind: NeedsRedo})
 	}
 }
 
@@ -151,7 +153,10 @@ type reevaluateShardFn struct {
 }
 
 func (f *reevaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, dupKeys func(*string) bool,
-	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally)) error {
-	_, err := f.evaluate(ctx, sh, set(dupKeys), func(evaluate.Result) {}, emitPartial, emitSlice, func(results.Rejection) {})
-	return err
+	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReceipt func(Receipt)) error {
+	if _, err := f.evaluate(ctx, sh, set(dupKeys), func(evaluate.Result) {}, emitPartial, emitSlice, func(results.Rejection) {}); err != nil {
+		return err
+	}
+	emitReceipt(Receipt{Shard: sh.Path, Kind: Reevaluated})
+	return nil
 }

@@ -35,7 +35,8 @@ var (
 
 func init() {
 	register.DoFn2x1[[]byte, func(results.Shard), error](&matchShardsFn{})
-	register.DoFn6x1[context.Context, results.Shard, func(evaluate.Result), func(string, *evaluate.Accumulator), func(string, SliceTally), func(results.Rejection), error](&evaluateShardFn{})
+	register.DoFn7x1[context.Context, results.Shard, func(evaluate.Result), func(string, *evaluate.Accumulator), func(string, SliceTally), func(results.Rejection), func(Receipt), error](&evaluateShardFn{})
+	register.Emitter1[Receipt]()
 	register.Emitter1[results.Shard]()
 	register.Emitter1[evaluate.Result]()
 	register.Emitter2[string, *evaluate.Accumulator]()
@@ -109,7 +110,28 @@ type Evaluated struct {
 	Slices beam.PCollection
 	// Rejected holds a results.Rejection per sample set aside.
 	Rejected beam.PCollection
+	// Receipts holds a Receipt per shard evaluated (and re-evaluated).
+	Receipts beam.PCollection
 }
+
+// Receipt says that a stage finished with a shard. The final stage checks
+// that every shard has its receipts before it writes anything: when a stage
+// fails, some runners (prism among them) may still run the stages after it
+// with incomplete side inputs, and those must not write a partial result as
+// if it were whole.
+type Receipt struct {
+	Shard string
+	Kind  ReceiptKind
+}
+
+// ReceiptKind is what a receipt attests.
+type ReceiptKind string
+
+const (
+	FirstPass   ReceiptKind = "first-pass"  // the first pass read the shard
+	NeedsRedo   ReceiptKind = "needs-redo"  // the shard holds a duplicated key
+	Reevaluated ReceiptKind = "reevaluated" // the shard was read again without its duplicates
+)
 
 // EvaluateShards reads every sample of every shard and evaluates it. A
 // shard is decoded and evaluated inside one DoFn, so only small results leave
@@ -119,14 +141,14 @@ func EvaluateShards(s beam.Scope, cfg EvalConfig, shards beam.PCollection) Evalu
 	s = s.Scope("EvaluateShards")
 	shards = beam.Reshuffle(s, shards)
 	fn := &evaluateShardFn{shardEvaluator{EvalConfig: cfg}}
-	images, partials, slices, rejects := beam.ParDo4(s, fn, shards)
-	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects}
+	images, partials, slices, rejects, receipts := beam.ParDo5(s, fn, shards)
+	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects, Receipts: receipts}
 }
 
 // EvalConfig configures the evaluation of shards.
 type EvalConfig struct {
 	Eval    evaluate.Options
-	Limits  sample.Limits
+	Decode  sample.Options
 	Storage storage.Options
 	Policy  Policy
 }
@@ -162,13 +184,13 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 	}
 	defer r.Close()
 	counted := &countingReader{r: r}
-	limits := f.Limits
+	decode := f.Decode
 	if sh.Size > 0 {
 		// A member cannot be larger than its shard: a header that says
 		// otherwise is caught before anything is allocated.
-		limits.MaxMemberBytes = min(limits.MaxMemberBytes, sh.Size)
+		decode.Limits.MaxMemberBytes = min(decode.Limits.MaxMemberBytes, sh.Size)
 	}
-	samples := shard.NewReader(counted, sh.Path, shard.Limits{MaxMemberBytes: limits.MaxMemberBytes})
+	samples := shard.NewReader(counted, sh.Path, shard.Limits{MaxMemberBytes: decode.Limits.MaxMemberBytes})
 	f.eval.Take() // a retried bundle must not carry a failed attempt's partial sums
 	reject := func(key string, err error) error {
 		if f.Policy.MaxRejected == 0 || !evaluate.IsBadInput(err) {
@@ -196,7 +218,7 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 		if skip[smp.Key] {
 			continue
 		}
-		img, err := f.dec.Decode(smp, sh.Path, sample.Options{Limits: limits})
+		img, err := f.dec.Decode(smp, sh.Path, decode)
 		if err != nil {
 			if err := reject(smp.Key, err); err != nil {
 				return counted.n, err
@@ -227,7 +249,8 @@ type evaluateShardFn struct {
 }
 
 func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, emitImage func(evaluate.Result),
-	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReject func(results.Rejection)) error {
+	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReject func(results.Rejection),
+	emitReceipt func(Receipt)) error {
 	n, err := f.evaluate(ctx, sh, nil, func(res evaluate.Result) {
 		imagesRead.Inc(ctx, 1)
 		validPixels.Inc(ctx, res.ValidPixels)
@@ -237,10 +260,12 @@ func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, 
 		emitReject(r)
 	})
 	bytesRead.Inc(ctx, n)
-	if err == nil {
-		shardsRead.Inc(ctx, 1)
+	if err != nil {
+		return err
 	}
-	return err
+	shardsRead.Inc(ctx, 1)
+	emitReceipt(Receipt{Shard: sh.Path, Kind: FirstPass})
+	return nil
 }
 
 // countingReader counts the bytes read through it and keeps the first read

@@ -1,8 +1,12 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strings"
 
@@ -10,77 +14,121 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/gate"
+	"github.com/segeval/segeval/internal/report"
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/storage"
 )
 
 func init() {
-	register.DoFn7x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*string, **evaluate.Tally) bool, func(*evaluate.Result) bool, func(*results.Rejection) bool, func(*results.Shard) bool, error](&writeOutputsFn{})
-	register.Iter2[string, *evaluate.Tally]()
+	register.DoFn9x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*string, **evaluate.Tally) bool,
+		func(*evaluate.Result) bool, func(*results.Rejection) bool, func(*results.Shard) bool, func(*Receipt) bool,
+		func(*Thumbnail) bool, error](&writeOutputsFn{})
 	register.Iter1[*evaluate.Accumulator]()
+	register.Iter2[string, *evaluate.Tally]()
 	register.Iter1[evaluate.Result]()
 	register.Iter1[results.Rejection]()
 	register.Iter1[results.Shard]()
+	register.Iter1[Receipt]()
 }
+
+// ReportFile is the HTML report's name under the output prefix.
+const ReportFile = "report.html"
 
 // OutputSpec says where and how a run's outputs are written.
 type OutputSpec struct {
 	// Path is the output prefix, local or gs://.
 	Path       string
 	RunID      string
+	Date       string // the run's date, for the history
 	Settings   results.Settings
 	Provenance results.Provenance // shards are filled in from the run
 	Storage    storage.Options
 	Policy     Policy
 	// WorstK is the number of worst images listed in metrics.json.
-	WorstK int
+	WorstK  int
+	Gate    GateSpec
+	History HistorySpec
 }
 
-// WriteOutputs writes metrics.json, per_image.jsonl, per_class.csv and
-// rejected.jsonl under spec.Path once every image is evaluated, or only
-// rejected.jsonl, and fails the run, when more samples were rejected than the
-// policy allows. The files are first written under
-// a temporary prefix and moved into place, then _SUCCESS is written last:
-// readers that wait for _SUCCESS never see half a result, and a retried
-// bundle rewrites the same content.
+// GateSpec configures the baseline gate.
+type GateSpec struct {
+	// Baseline is a metrics.json path, gate.Latest, or "" for no baseline.
+	Baseline   string
+	Thresholds gate.Thresholds
+	// FailJob fails the job itself when the gate fails, so that runners
+	// whose exit code nobody sees (a scheduled Dataflow job) show FAILED.
+	FailJob bool
+}
+
+// Enabled reports whether the run is gated.
+func (g GateSpec) Enabled() bool { return g.Baseline != "" || g.Thresholds.Any() }
+
+// HistorySpec says where a model's run history is kept ("" for nowhere).
+type HistorySpec struct {
+	Prefix string
+	Model  string
+}
+
+// Dir is the history folder of the model.
+func (h HistorySpec) Dir() string { return storage.Join(h.Prefix, h.Model) }
+
+// WriteOutputs is the run's last stage. Once every image is evaluated it
+// writes metrics.json, per_image.jsonl, per_class.csv, rejected.jsonl and
+// report.html under spec.Path, applies the gate (validation.json and a
+// BLESSED or NOT_BLESSED marker), records the run in the model's history,
+// and writes _SUCCESS last. When more samples were rejected than the policy
+// allows it writes only rejected.jsonl and fails the run.
 //
-// The stage runs once, on an impulse, with everything else as side inputs, so
-// that it also runs (and says zero images) when the shards hold no sample.
-func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards beam.PCollection) {
+// Files are first written under a temporary prefix and moved into place:
+// readers that wait for _SUCCESS never see half a result, and a retried
+// bundle rewrites the same content. The stage runs once, on an impulse, with
+// everything else as side inputs, so that it also runs (and says zero
+// images) when the shards hold no sample.
+func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards, thumbnails beam.PCollection) {
 	s = s.Scope("WriteOutputs")
-	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s), beam.SideInput{Input: accumulator}, beam.SideInput{Input: slices},
-		beam.SideInput{Input: ev.Images}, beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards})
+	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s),
+		beam.SideInput{Input: accumulator}, beam.SideInput{Input: slices}, beam.SideInput{Input: ev.Images},
+		beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards}, beam.SideInput{Input: ev.Receipts},
+		beam.SideInput{Input: thumbnails})
+}
+
+// sideInputs are the final stage's inputs, as Beam iterates them.
+type sideInputs struct {
+	Accumulators func(**evaluate.Accumulator) bool
+	Slices       func(*string, **evaluate.Tally) bool
+	Images       func(*evaluate.Result) bool
+	Rejected     func(*results.Rejection) bool
+	Shards       func(*results.Shard) bool
+	Receipts     func(*Receipt) bool
+	Thumbnails   func(*Thumbnail) bool
 }
 
 type writeOutputsFn struct {
 	Spec OutputSpec
 }
 
-func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool, sliceTallies func(*string, **evaluate.Tally) bool,
-	images func(*evaluate.Result) bool, rejects func(*results.Rejection) bool, shards func(*results.Shard) bool) error {
-	var acc *evaluate.Accumulator
-	var a *evaluate.Accumulator
-	for accs(&a) {
-		if acc == nil {
-			acc = a
-		} else if err := acc.Merge(a); err != nil {
-			return err
-		}
+func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
+	sliceTallies func(*string, **evaluate.Tally) bool, images func(*evaluate.Result) bool, rejects func(*results.Rejection) bool,
+	shardList func(*results.Shard) bool, receipts func(*Receipt) bool, thumbs func(*Thumbnail) bool) error {
+	return f.write(ctx, sideInputs{accs, sliceTallies, images, rejects, shardList, receipts, thumbs})
+}
+
+func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
+	var shards []results.Shard
+	var sh results.Shard
+	for in.Shards(&sh) {
+		shards = append(shards, sh)
 	}
-	sliceByKey := map[string]*evaluate.Tally{}
-	var key string
-	var tally *evaluate.Tally
-	for sliceTallies(&key, &tally) {
-		sliceByKey[key] = tally
+	if err := complete(shards, in.Receipts); err != nil {
+		return err
 	}
-	var rows []results.ImageRow
-	var r evaluate.Result
-	for images(&r) {
-		rows = append(rows, results.NewImageRow(f.Spec.RunID, f.Spec.Settings.Mode, r))
-	}
+	store := storage.New(f.Spec.Storage)
+	defer store.Close()
+
 	var rejected []results.Rejection
 	var rej results.Rejection
-	for rejects(&rej) {
+	for in.Rejected(&rej) {
 		rejected = append(rejected, rej)
 	}
 	rejectedJSONL, err := results.MarshalRejections(rejected)
@@ -88,53 +136,220 @@ func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func
 		return err
 	}
 	if len(rejected) > f.Spec.Policy.MaxRejected {
-		if err := commit(ctx, f.Spec, map[string][]byte{results.RejectedFile: rejectedJSONL}, false); err != nil {
+		if err := commit(ctx, store, f.Spec, map[string][]byte{results.RejectedFile: rejectedJSONL}); err != nil {
 			return err
 		}
 		return fmt.Errorf("%d samples rejected, more than --max_rejected=%d allows; the first: shard %s, sample %s: %s (all in %s)",
 			len(rejected), f.Spec.Policy.MaxRejected, rejected[0].Shard, rejected[0].Key, rejected[0].Reason,
 			storage.Join(f.Spec.Path, results.RejectedFile))
 	}
-	prov := f.Spec.Provenance
-	var sh results.Shard
-	for shards(&sh) {
-		prov.Shards = append(prov.Shards, sh)
-	}
-	slices.SortFunc(prov.Shards, func(a, b results.Shard) int { return strings.Compare(a.Path, b.Path) })
 
-	m, err := results.Summarize(results.Run{Acc: acc, Slices: sliceByKey, Rows: rows, Rejected: int64(len(rejected)), WorstK: f.Spec.WorstK},
-		f.Spec.Settings, f.Spec.RunID, prov)
+	run, err := gather(in, f.Spec)
 	if err != nil {
 		return err
 	}
-	if int64(len(rows)) != m.Images {
-		return fmt.Errorf("internal error: %d per-image rows but %d images accumulated", len(rows), m.Images)
+	run.Rejected = int64(len(rejected))
+	prov := f.Spec.Provenance
+	prov.Shards = shards
+	slices.SortFunc(prov.Shards, func(a, b results.Shard) int { return strings.Compare(a.Path, b.Path) })
+	m, err := results.Summarize(run, f.Spec.Settings, f.Spec.RunID, prov)
+	if err != nil {
+		return err
 	}
+	if int64(len(run.Rows)) != m.Images {
+		return fmt.Errorf("internal error: %d per-image rows but %d images accumulated", len(run.Rows), m.Images)
+	}
+
+	var baseline *results.Metrics
+	var validation *gate.Validation
+	if f.Spec.Gate.Enabled() {
+		var baselinePath string
+		if baseline, baselinePath, err = readBaseline(ctx, store, f.Spec); err != nil {
+			return err
+		}
+		v, err := gate.Evaluate(m, baseline, f.Spec.Gate.Thresholds)
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w", baselinePath, err)
+		}
+		v.Baseline = baselinePath
+		validation = &v
+	}
+
+	files, err := render(m, run.Rows, baseline, validation, thumbnails(in.Thumbnails))
+	if err != nil {
+		return err
+	}
+	files[results.RejectedFile] = rejectedJSONL
+	if err := commit(ctx, store, f.Spec, files); err != nil {
+		return err
+	}
+	blessed := validation == nil || validation.OK
+	if err := recordHistory(ctx, store, f.Spec, m, blessed); err != nil {
+		return err
+	}
+	if err := store.WriteFile(ctx, storage.Join(f.Spec.Path, results.SuccessFile), []byte(f.Spec.RunID+"\n")); err != nil {
+		return err
+	}
+	if !blessed && f.Spec.Gate.FailJob {
+		return fmt.Errorf("regression gate failed: %s", failedChecks(validation))
+	}
+	return nil
+}
+
+// complete checks that every matched shard was evaluated, and every shard
+// holding a duplicated key evaluated again.
+func complete(shards []results.Shard, receipts func(*Receipt) bool) error {
+	if len(shards) == 0 {
+		return errors.New("no input shard reached the last stage: an earlier stage failed")
+	}
+	got := map[Receipt]bool{}
+	var r Receipt
+	for receipts(&r) {
+		got[r] = true
+	}
+	for _, sh := range shards {
+		if !got[Receipt{Shard: sh.Path, Kind: FirstPass}] {
+			return fmt.Errorf("shard %s was not evaluated: an earlier stage failed", sh.Path)
+		}
+		if got[Receipt{Shard: sh.Path, Kind: NeedsRedo}] && !got[Receipt{Shard: sh.Path, Kind: Reevaluated}] {
+			return fmt.Errorf("shard %s was not evaluated again without its duplicated keys: an earlier stage failed", sh.Path)
+		}
+	}
+	return nil
+}
+
+// gather reads the evaluation's side inputs into a results.Run.
+func gather(in sideInputs, spec OutputSpec) (results.Run, error) {
+	run := results.Run{Slices: map[string]*evaluate.Tally{}, WorstK: spec.WorstK}
+	var a *evaluate.Accumulator
+	for in.Accumulators(&a) {
+		if run.Acc == nil {
+			run.Acc = a
+		} else if err := run.Acc.Merge(a); err != nil {
+			return run, err
+		}
+	}
+	var key string
+	var tally *evaluate.Tally
+	for in.Slices(&key, &tally) {
+		run.Slices[key] = tally
+	}
+	var r evaluate.Result
+	for in.Images(&r) {
+		run.Rows = append(run.Rows, results.NewImageRow(spec.RunID, spec.Settings.Mode, r))
+	}
+	return run, nil
+}
+
+func thumbnails(iter func(*Thumbnail) bool) map[string]report.Thumbnail {
+	out := map[string]report.Thumbnail{}
+	var t Thumbnail
+	for iter(&t) {
+		out[t.Key] = report.Thumbnail{Label: t.Label, Prediction: t.Prediction}
+	}
+	return out
+}
+
+// render produces the content of every output file but rejected.jsonl.
+func render(m results.Metrics, rows []results.ImageRow, baseline *results.Metrics, v *gate.Validation, thumbs map[string]report.Thumbnail) (map[string][]byte, error) {
 	metrics, err := results.MarshalMetrics(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	perImage, err := results.MarshalRows(rows)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	perClass, err := results.MarshalClassCSV(m)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return commit(ctx, f.Spec, map[string][]byte{
+	var page bytes.Buffer
+	if err := report.Render(&page, report.Input{Metrics: m, Rows: rows, Baseline: baseline, Thumbnails: thumbs}); err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{
 		results.MetricsFile:  metrics,
 		results.PerImageFile: perImage,
 		results.PerClassFile: perClass,
-		results.RejectedFile: rejectedJSONL,
-	}, true)
+		ReportFile:           page.Bytes(),
+	}
+	if v != nil {
+		data, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		files[gate.ValidationFile] = append(data, '\n')
+		marker := gate.NotBlessedFile
+		if v.OK {
+			marker = gate.BlessedFile
+		}
+		files[marker] = nil
+	}
+	return files, nil
 }
 
-// commit writes files under a temporary prefix, moves them into place and,
-// for a complete result, writes _SUCCESS last.
-func commit(ctx context.Context, spec OutputSpec, files map[string][]byte, complete bool) error {
-	store := storage.New(spec.Storage)
-	defer store.Close()
+// readBaseline loads the gate's baseline: a metrics.json path, or the
+// model's LATEST blessed run. It returns nil without error only for latest
+// when the model has no blessed run yet.
+func readBaseline(ctx context.Context, store *storage.Store, spec OutputSpec) (*results.Metrics, string, error) {
+	path := spec.Gate.Baseline
+	if path == "" {
+		return nil, "", nil
+	}
+	if path == gate.Latest {
+		latest, err := store.ReadFile(ctx, storage.Join(spec.History.Dir(), gate.LatestFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, "", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		path = storage.Join(strings.TrimSpace(string(latest)), results.MetricsFile)
+	}
+	data, err := store.ReadFile(ctx, path)
+	if err != nil {
+		return nil, path, fmt.Errorf("baseline: %w", err)
+	}
+	var m results.Metrics
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, path, fmt.Errorf("baseline %s: %w", path, err)
+	}
+	return &m, path, nil
+}
+
+// recordHistory appends the run to the model's history and, for a blessed
+// run, points LATEST at it, so that a regression never becomes the next
+// night's baseline.
+func recordHistory(ctx context.Context, store *storage.Store, spec OutputSpec, m results.Metrics, blessed bool) error {
+	if spec.History.Prefix == "" {
+		return nil
+	}
+	line, err := json.Marshal(gate.NewHistoryLine(m, spec.Date, spec.Path, blessed))
+	if err != nil {
+		return err
+	}
+	if err := store.AppendLine(ctx, storage.Join(spec.History.Dir(), gate.HistoryFile), line); err != nil {
+		return err
+	}
+	if !blessed {
+		return nil
+	}
+	return store.WriteFile(ctx, storage.Join(spec.History.Dir(), gate.LatestFile), []byte(spec.Path+"\n"))
+}
+
+func failedChecks(v *gate.Validation) string {
+	var names []string
+	for _, c := range v.Checks {
+		if !c.OK {
+			names = append(names, c.Name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// commit writes files under a temporary prefix and moves them into place.
+func commit(ctx context.Context, store *storage.Store, spec OutputSpec, files map[string][]byte) error {
 	tmp := storage.Join(spec.Path, ".tmp-"+spec.RunID)
 	for name, data := range files {
 		if err := store.WriteFile(ctx, storage.Join(tmp, name), data); err != nil {
@@ -147,12 +362,7 @@ func commit(ctx context.Context, spec OutputSpec, files map[string][]byte, compl
 		}
 	}
 	if !storage.IsGCS(tmp) {
-		if err := store.Delete(ctx, tmp); err != nil {
-			return err
-		}
+		return store.Delete(ctx, tmp)
 	}
-	if !complete {
-		return nil
-	}
-	return store.WriteFile(ctx, storage.Join(spec.Path, results.SuccessFile), []byte(spec.RunID+"\n"))
+	return nil
 }

@@ -49,7 +49,7 @@ var (
 	height     = flag.Int("height", 1024, "image height")
 	width      = flag.Int("width", 2048, "image width")
 	cores      = flag.Int("cores", runtime.NumCPU(), "cores the pipeline may use, the multiple of the in-process rate it is compared with")
-	dir        = flag.String("dir", "", "work directory; default a new temporary directory, removed at the end")
+	dir        = flag.String("dir", "", "work directory, kept, where each size gets a new nN subdirectory; default a new temporary directory, removed at the end")
 	keep       = flag.Bool("keep", false, "keep the temporary work directory")
 	runnerArgs = flag.String("runner_args", "", "extra space-separated arguments for the pipeline, such as --runner=prism")
 )

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
+	"github.com/segeval/segeval/internal/labelmap"
 	"github.com/segeval/segeval/internal/lovasz"
 	"github.com/segeval/segeval/internal/sample"
 	"github.com/segeval/segeval/internal/shard"
@@ -47,6 +49,34 @@ type Options struct {
 	// SliceBy lists slicings over the samples' JSON metadata: each is one
 	// field, or several crossed.
 	SliceBy [][]string
+	// LabelMap (a labelmap JSON object) remaps label values before
+	// evaluation; ReduceZeroLabel does ADE20K's shift instead (0 becomes
+	// the ignore value, v becomes v-1). PredMap remaps stored class maps.
+	LabelMap        []byte
+	ReduceZeroLabel bool
+	PredMap         []byte
+}
+
+// Maps parses the options' label and prediction maps; nil where unset.
+func (o Options) Maps() (labels, preds *labelmap.Map, err error) {
+	switch {
+	case o.ReduceZeroLabel && len(o.LabelMap) > 0:
+		return nil, nil, errors.New("a label map and reduce_zero_label exclude each other")
+	case o.ReduceZeroLabel && !o.HasIgnore:
+		return nil, nil, errors.New("reduce_zero_label needs an ignore value")
+	case o.ReduceZeroLabel:
+		labels = labelmap.ReduceZeroLabel(int32(o.Ignore))
+	case len(o.LabelMap) > 0:
+		if labels, err = labelmap.Parse(o.LabelMap); err != nil {
+			return nil, nil, fmt.Errorf("label map: %w", err)
+		}
+	}
+	if len(o.PredMap) > 0 {
+		if preds, err = labelmap.Parse(o.PredMap); err != nil {
+			return nil, nil, fmt.Errorf("prediction map: %w", err)
+		}
+	}
+	return labels, preds, nil
 }
 
 func (o Options) lovasz() lovasz.Options {
@@ -76,6 +106,10 @@ type Evaluator struct {
 	hist   *lovasz.Histogram // this image's, merged into acc once the image is accepted
 	acc    *Accumulator
 	slices map[string]*Tally // by SliceKey
+
+	maps              sync.Once
+	labelMap, predMap *labelmap.Map
+	mapsErr           error
 }
 
 // NewEvaluator returns an Evaluator with an empty accumulator.
@@ -101,7 +135,29 @@ func (e *Evaluator) Evaluate(img *sample.Image, shard string) (Result, error) {
 	return res, nil
 }
 
+// remap applies the label and prediction maps to img in place.
+func (e *Evaluator) remap(img *sample.Image) error {
+	e.maps.Do(func() { e.labelMap, e.predMap, e.mapsErr = e.opt.Maps() })
+	if e.mapsErr != nil {
+		return e.mapsErr
+	}
+	if e.labelMap != nil {
+		if err := e.labelMap.Apply(img.Labels); err != nil {
+			return badInput("labels: %v", err)
+		}
+	}
+	if e.predMap != nil && img.Prediction == sample.ArgmaxMap {
+		if err := e.predMap.Apply(img.Pred); err != nil {
+			return badInput("prediction: %v", err)
+		}
+	}
+	return nil
+}
+
 func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
+	if err := e.remap(img); err != nil {
+		return Result{}, err
+	}
 	classes, err := e.classesOf(img)
 	if err != nil {
 		return Result{}, err
@@ -194,6 +250,30 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// PredictionMap returns the class map an image's metrics are computed from
+// (the argmax of its scores, the stored map, or logit > 0 in binary mode) and
+// the number of classes. The slice is valid until the Evaluator's next call.
+//
+// It applies the label and prediction maps to img first, as Evaluate does.
+func (e *Evaluator) PredictionMap(img *sample.Image) ([]int32, int, error) {
+	if err := e.remap(img); err != nil {
+		return nil, 0, err
+	}
+	classes, err := e.classesOf(img)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case e.opt.Mode == Binary:
+		e.pred = lovasz.BinaryPrediction(img.Scores, e.pred)
+		return e.pred, classes, nil
+	case img.Prediction == sample.ArgmaxMap:
+		return img.Pred, classes, nil
+	}
+	pred, err := e.ev.Argmax(img.Scores, classes, img.Width)
+	return pred, classes, err
 }
 
 // classesOf checks the image's prediction against the mode and the

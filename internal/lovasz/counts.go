@@ -59,11 +59,24 @@ func (c *Counts) Merge(o *Counts) error {
 // scores[c*P+i] (probabilities or logits: the argmax is the same). Ties go to
 // the lowest class index, as in numpy and torch.
 func (ev *Evaluator) CountArgmax(scores []float32, labels []int32, height, width int, opt Options, dst *Counts) error {
-	classes := dst.Classes
-	if err := checkShape(scores, labels, classes, height, width); err != nil {
+	if err := checkShape(scores, labels, dst.Classes, height, width); err != nil {
 		return err
 	}
-	p := height * width
+	pred, err := ev.Argmax(scores, dst.Classes, width)
+	if err != nil {
+		return err
+	}
+	return countPairs(pred, labels, width, opt, dst)
+}
+
+// Argmax returns the class of the highest score at every pixel of
+// scores[c*P+i], ties to the lowest class index. The slice is valid until the
+// Evaluator's next call.
+func (ev *Evaluator) Argmax(scores []float32, classes, width int) ([]int32, error) {
+	if classes < 1 || len(scores)%classes != 0 {
+		return nil, badInput("%d scores do not split into %d classes", len(scores), classes)
+	}
+	p := len(scores) / classes
 	ev.best = resize(ev.best, p)
 	ev.arg = resize(ev.arg, p)
 	copy(ev.best, scores[:p])
@@ -73,15 +86,15 @@ func (ev *Evaluator) CountArgmax(scores []float32, labels []int32, height, width
 	}
 	for i, v := range ev.best {
 		if v != v { // NaN never wins a comparison, so it survives only if it came first
-			return badInput("score NaN of class 0 at pixel %s", pixelAt(i, width))
+			return nil, badInput("score NaN of class 0 at pixel %s", pixelAt(i, width))
 		}
 	}
 	for i, v := range scores[p:] {
 		if v != v {
-			return badInput("score NaN of class %d at pixel %s", 1+i/p, pixelAt(i%p, width))
+			return nil, badInput("score NaN of class %d at pixel %s", 1+i/p, pixelAt(i%p, width))
 		}
 	}
-	return countPairs(ev.arg, labels, width, opt, dst)
+	return ev.arg, nil
 }
 
 func argmaxInto(best []float32, arg []int32, plane []float32, c int32) {

@@ -47,6 +47,10 @@ func runChromium(t *testing.T, bin, page string, args ...string) (stdout, stderr
 	return out.String(), errOut.String()
 }
 
+// sourceAttr matches the attributes and CSS through which a page loads
+// something.
+var sourceAttr = regexp.MustCompile(`(?:\b(?:src|href|srcset|data)=|url\()["']?([^"')\s>]*)`)
+
 // pageErrors matches what Chromium logs when a page fails to load something
 // or runs into a script error.
 var pageErrors = regexp.MustCompile(`(?i)CONSOLE|Uncaught|Failed to load resource|net::ERR_|Not allowed to load`)
@@ -57,8 +61,9 @@ var pageErrors = regexp.MustCompile(`(?i)CONSOLE|Uncaught|Failed to load resourc
 func TestBrowser(t *testing.T) {
 	bin := chromium(t)
 	dir := t.TempDir()
-	m := withExtras(fixture("cityscapes-val-2025-03-01", 1, cityscapesNames, 16))
-	m.Classes[16].IoU = nil // train: no label and no predicted pixel
+	m := fixture("cityscapes-val-2025-03-01", 1, cityscapesNames, 16)
+	m.Classes[16].IoU = nil // as if no pixel were predicted as train either
+	m = withExtras(m)
 	base := fixture("cityscapes-val-2025-02-01", 2, cityscapesNames)
 	base.MIoU, base.LovaszSoftmax.PerImageMean = ptr(0.7211), ptr(0.2905)
 	thumb := thumbnail(t)
@@ -86,6 +91,11 @@ func TestBrowser(t *testing.T) {
 	}
 	if strings.Contains(dom, "<script") {
 		t.Error("the DOM has a script")
+	}
+	for _, src := range sourceAttr.FindAllStringSubmatch(dom, -1) {
+		if !strings.HasPrefix(src[1], "data:") {
+			t.Errorf("the page loads %.60q", src[1])
+		}
 	}
 	for _, line := range strings.Split(stderr, "\n") {
 		if pageErrors.MatchString(line) {

@@ -185,7 +185,7 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 		}
 	}
 	if ci := m.Intervals; ci != nil && len(ci.ClassIoU) == n {
-		var bars struct {
+		var errBars struct {
 			plotter.XYs
 			plotter.XErrors
 		}
@@ -194,12 +194,12 @@ func classIoUChart(m results.Metrics, baseline *results.Metrics) (template.HTML,
 			if v == nil || iv.Low == nil || iv.High == nil {
 				continue
 			}
-			bars.XYs = append(bars.XYs, plotter.XY{X: *v, Y: float64(n-1-id) + shift})
+			errBars.XYs = append(errBars.XYs, plotter.XY{X: *v, Y: float64(n-1-id) + shift})
+			errBars.XErrors = append(errBars.XErrors, struct{ Low, High float64 }{*v - *iv.Low, *iv.High - *v})
 			labels.XYs[n-1-id].X = max(*v, *iv.High)
-			bars.XErrors = append(bars.XErrors, struct{ Low, High float64 }{*v - *iv.Low, *iv.High - *v})
 		}
-		if len(bars.XYs) > 0 {
-			eb, err := plotter.NewXErrorBars(bars)
+		if len(errBars.XYs) > 0 {
+			eb, err := plotter.NewXErrorBars(errBars)
 			if err != nil {
 				return "", err
 			}
@@ -307,7 +307,7 @@ func confusionChart(m results.Metrics) (template.HTML, error) {
 	hm.Min, hm.Max = 0, 1
 	hm.NaN = absentColor
 	cell := min(max(vg.Points(440)/vg.Length(n), 3), 60)
-	// Past a few hundred classes, one image is smaller than n² rectangles.
+	// Past 100 classes, one image (a data: URI) is smaller than n² paths.
 	hm.Rasterized = n > 100
 
 	p := newPlot()

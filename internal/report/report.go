@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/segeval/segeval/internal/evaluate"
 	"github.com/segeval/segeval/internal/results"
 )
 
@@ -115,6 +116,7 @@ type metricRow struct {
 // "worse" when it has a direction.
 type delta struct{ Text, Class string }
 
+// classRow is a row of the per-class table.
 type classRow struct {
 	ID                      int
 	Name, Color             string // Color is the class's color in thumbnails
@@ -124,17 +126,20 @@ type classRow struct {
 	LabelPixels, PredPixels string
 }
 
+// sliceRow is a row of the slice table.
 type sliceRow struct {
 	Field, Value, Images, ValidPixels                     string
 	Loss, MIoU, PixelAccuracy, MeanAccuracy, PerImageMIoU string
 }
 
+// worstList is a table of worst images.
 type worstList struct {
 	Title  string
 	Rows   []worstRow
 	Thumbs bool // whether any row has a thumbnail
 }
 
+// worstRow is an image of a worstList.
 type worstRow struct {
 	Rank                   int
 	Key, Shard, Loss, MIoU string
@@ -172,8 +177,11 @@ func headlines(binary bool) []headline {
 	frac := func(name string, v func(*results.Metrics) *float64) headline {
 		return headline{name: name, better: higher, value: v}
 	}
+	rejected := count("Images rejected", func(m *results.Metrics) int64 { return m.ImagesRejected })
+	rejected.better = lower
 	hs := []headline{
 		count("Images", func(m *results.Metrics) int64 { return m.Images }),
+		rejected,
 		count("Images without valid pixels", func(m *results.Metrics) int64 { return m.ImagesWithoutValidPixels }),
 		count("Valid pixels", func(m *results.Metrics) int64 { return m.ValidPixels }),
 	}
@@ -230,11 +238,16 @@ func (h headline) show(m *results.Metrics) string {
 	return s
 }
 
+// newPage formats in and draws its charts.
 func newPage(in Input) (*page, error) {
 	m := &in.Metrics
 	fontCSS, err := fontFaceCSS()
 	if err != nil {
 		return nil, err
+	}
+	ignore := undefined
+	if m.IgnoreIndex != nil {
+		ignore = strconv.Itoa(*m.IgnoreIndex)
 	}
 	p := &page{
 		FontCSS: fontCSS,
@@ -243,16 +256,13 @@ func newPage(in Input) (*page, error) {
 			{"Mode", m.Mode},
 			{"Classes", strconv.Itoa(m.NumClasses)},
 			{"Class set", m.ClassSet},
-			{"Ignore index", undefined},
+			{"Ignore index", ignore},
 			{"Started", m.Provenance.StartedAt},
 			{"Tool", strings.TrimSpace(m.Provenance.Tool + " " + m.Provenance.Version)},
 		},
 		Inputs:        m.Provenance.Inputs,
 		RunColor:      hexColor(runColor),
 		BaselineColor: hexColor(baselineColor),
-	}
-	if m.IgnoreIndex != nil {
-		p.Facts[3].Value = strconv.Itoa(*m.IgnoreIndex)
 	}
 	if in.Baseline != nil {
 		p.HasBaseline, p.BaselineRunID = true, in.Baseline.RunID
@@ -263,7 +273,7 @@ func newPage(in Input) (*page, error) {
 			p.Level, formatInt(int64(iv.Replicates)))
 	}
 
-	for _, h := range headlines(m.Mode == "binary" || m.LovaszHinge != nil) {
+	for _, h := range headlines(m.Mode == string(evaluate.Binary) || m.LovaszHinge != nil) {
 		row := metricRow{Name: h.name, Value: h.show(m)}
 		if m.Intervals != nil && h.interval != nil {
 			row.Interval = formatInterval(*h.interval(m.Intervals))

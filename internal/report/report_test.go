@@ -39,6 +39,7 @@ func TestRender(t *testing.T) {
 	baseline.MIoU = ptr(0.7212)                     // this run is better by 0.0100
 	baseline.LovaszSoftmax.PerImageMean = ptr(0.25) // this run is worse by 0.0341
 	baseline.Images = 480
+	plain.ImagesRejected = 2
 	thumb := thumbnail(t)
 
 	type check struct {
@@ -75,7 +76,8 @@ func TestRender(t *testing.T) {
 		in:   Input{Metrics: plain, Rows: rows(50), Baseline: &baseline},
 		svgs: 3,
 		want: []check{
-			{"headline", "Images", []string{">500<", ">480<", ">&#43;20<"}},
+			{"headline", "Images", []string{">500<", ">480<", "<td>&#43;20</td>"}},
+			{"headline", "Images rejected", []string{">2<", ">0<", `class="worse">&#43;2<`}},
 			{"headline", "mIoU", []string{">0.7312<", ">0.7212<", `class="better">&#43;0.0100<`}},
 			{"headline", "Lovász-Softmax, per-image mean", []string{">0.2500 ± 0.0003<", `class="worse">&#43;0.0341<`}},
 			{"headline", "Mean Dice", []string{">0.8377<", ">–<"}},

@@ -296,7 +296,7 @@ func Summarize(run Run, set Settings, runID string, prov Provenance) (Metrics, e
 	}
 	m.Slices = slicesOf(run.Slices)
 	if run.WorstK > 0 {
-		m.Worst = worst(run.Rows, run.WorstK)
+		m.Worst = Worst(run.Rows, run.WorstK)
 	}
 	return m, nil
 }
@@ -336,9 +336,9 @@ func slicesOf(tallies map[string]*evaluate.Tally) []Slice {
 	return out
 }
 
-// worst lists the k images with the highest loss and the k with the lowest
+// Worst lists the k images with the highest loss and the k with the lowest
 // mIoU; ties go to the smaller key so that outputs are deterministic.
-func worst(rows []ImageRow, k int) *WorstImages {
+func Worst(rows []ImageRow, k int) *WorstImages {
 	pick := func(has func(ImageRow) bool, less func(a, b ImageRow) bool) []ImageRef {
 		var cand []ImageRow
 		for _, r := range rows {

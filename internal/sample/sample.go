@@ -136,7 +136,8 @@ type Decoder struct {
 	hwc []float32
 }
 
-// Decode decodes the label, prediction and metadata of s. The slices of the
+// Decode decodes the label, prediction and metadata of s, reading scores in
+// opt.Layout and the opt.NPZKey array of an .npz archive. The slices of the
 // returned Image are valid until the next call to Decode. Errors are of type
 // *Error.
 func (d *Decoder) Decode(s *shard.Sample, shardName string, opt Options) (*Image, error) {

@@ -1,0 +1,177 @@
+// Package gate decides whether a run is good enough to ship, by comparing its
+// metrics with a baseline run's and with absolute floors, and keeps the
+// per-model history that nightly runs append to. Thresholds are in the units
+// of metrics.json: fractions, so 0.01 is one point of mIoU.
+package gate
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/segeval/segeval/internal/results"
+)
+
+// File names written by the gate, beside metrics.json and under the history
+// prefix.
+const (
+	ValidationFile = "validation.json"
+	BlessedFile    = "BLESSED"
+	NotBlessedFile = "NOT_BLESSED"
+	HistoryFile    = "history.jsonl"
+	LatestFile     = "LATEST"
+	// Latest as a baseline means the model's last blessed run.
+	Latest = "latest"
+)
+
+// Thresholds are the gate's limits; a nil limit is not applied.
+type Thresholds struct {
+	MaxMIoUDrop     *float64 // baseline miou - candidate miou
+	MaxLossIncrease *float64 // candidate - baseline lovasz_softmax.per_image_mean
+	MaxClassIoUDrop *float64 // per class, baseline iou - candidate iou
+	MinMIoU         *float64 // floor on the candidate's miou
+}
+
+// Any reports whether some threshold is set.
+func (t Thresholds) Any() bool {
+	return t.MaxMIoUDrop != nil || t.MaxLossIncrease != nil || t.MaxClassIoUDrop != nil || t.MinMIoU != nil
+}
+
+// Check is one comparison of validation.json.
+type Check struct {
+	Name      string   `json:"name"`
+	Baseline  *float64 `json:"baseline"`
+	Candidate *float64 `json:"candidate"`
+	Delta     *float64 `json:"delta"` // candidate - baseline
+	Threshold float64  `json:"threshold"`
+	OK        bool     `json:"ok"`
+}
+
+// Validation is validation.json.
+type Validation struct {
+	RunID string `json:"run_id"`
+	OK    bool   `json:"ok"`
+	// MissingBaseline is true only for --baseline=latest when the model has
+	// no blessed run yet: then only floors apply.
+	MissingBaseline bool    `json:"missing_baseline"`
+	Baseline        string  `json:"baseline,omitempty"` // path of the baseline metrics.json
+	BaselineRunID   string  `json:"baseline_run_id,omitempty"`
+	Checks          []Check `json:"checks"`
+}
+
+// Compatible returns an error when the two runs cannot be compared: other
+// classes, ignore value, class set or mode give numbers of another kind.
+func Compatible(candidate, baseline results.Metrics) error {
+	var errs []error
+	if candidate.NumClasses != baseline.NumClasses {
+		errs = append(errs, fmt.Errorf("%d classes against the baseline's %d", candidate.NumClasses, baseline.NumClasses))
+	}
+	if ignore(candidate) != ignore(baseline) {
+		errs = append(errs, fmt.Errorf("ignore index %s against the baseline's %s", ignore(candidate), ignore(baseline)))
+	}
+	if candidate.ClassSet != baseline.ClassSet {
+		errs = append(errs, fmt.Errorf("class set %s against the baseline's %s", candidate.ClassSet, baseline.ClassSet))
+	}
+	if candidate.Mode != baseline.Mode {
+		errs = append(errs, fmt.Errorf("mode %s against the baseline's %s", candidate.Mode, baseline.Mode))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("the baseline was computed differently: %w", err)
+	}
+	return nil
+}
+
+func ignore(m results.Metrics) string {
+	if m.IgnoreIndex == nil {
+		return "none"
+	}
+	return strconv.Itoa(*m.IgnoreIndex)
+}
+
+// Evaluate compares a candidate run with its baseline (nil when there is
+// none yet) under the thresholds. A metric the candidate cannot define
+// (no mIoU at all) fails its check: a gate must not pass for want of data.
+func Evaluate(candidate results.Metrics, baseline *results.Metrics, th Thresholds) (Validation, error) {
+	v := Validation{RunID: candidate.RunID, OK: true, MissingBaseline: baseline == nil, Checks: []Check{}}
+	if baseline != nil {
+		if err := Compatible(candidate, *baseline); err != nil {
+			return Validation{}, err
+		}
+		v.BaselineRunID = baseline.RunID
+	}
+	add := func(c Check) {
+		v.Checks = append(v.Checks, c)
+		v.OK = v.OK && c.OK
+	}
+	if th.MinMIoU != nil {
+		add(Check{Name: "min_miou", Candidate: candidate.MIoU, Threshold: *th.MinMIoU,
+			OK: candidate.MIoU != nil && *candidate.MIoU >= *th.MinMIoU})
+	}
+	if baseline == nil {
+		return v, nil
+	}
+	if th.MaxMIoUDrop != nil {
+		add(drop("max_miou_drop", baseline.MIoU, candidate.MIoU, *th.MaxMIoUDrop))
+	}
+	if th.MaxLossIncrease != nil {
+		add(rise("max_loss_increase", perImageLoss(*baseline), perImageLoss(candidate), *th.MaxLossIncrease))
+	}
+	if th.MaxClassIoUDrop != nil {
+		for i, c := range candidate.Classes {
+			b := baseline.Classes[i]
+			if b.IoU == nil {
+				continue // nothing to hold the class to
+			}
+			add(drop(fmt.Sprintf("max_class_iou_drop/%d %s", c.ID, c.Name), b.IoU, c.IoU, *th.MaxClassIoUDrop))
+		}
+	}
+	return v, nil
+}
+
+// drop checks that a higher-is-better metric fell by at most limit.
+func drop(name string, base, cand *float64, limit float64) Check {
+	return compare(name, base, cand, limit, func(delta float64) bool { return -delta <= limit })
+}
+
+// rise checks that a lower-is-better metric rose by at most limit.
+func rise(name string, base, cand *float64, limit float64) Check {
+	return compare(name, base, cand, limit, func(delta float64) bool { return delta <= limit })
+}
+
+// compare fills a check. Without a baseline value there is nothing to hold
+// the candidate to, and it passes; a candidate that lost a value the
+// baseline had fails.
+func compare(name string, base, cand *float64, limit float64, ok func(delta float64) bool) Check {
+	c := Check{Name: name, Baseline: base, Candidate: cand, Threshold: limit, OK: base == nil}
+	if base != nil && cand != nil {
+		d := *cand - *base
+		c.Delta = &d
+		c.OK = ok(d)
+	}
+	return c
+}
+
+func perImageLoss(m results.Metrics) *float64 {
+	switch {
+	case m.LovaszSoftmax != nil:
+		return m.LovaszSoftmax.PerImageMean
+	case m.LovaszHinge != nil:
+		return m.LovaszHinge.PerImageMean
+	}
+	return nil
+}
+
+// HistoryLine is one line of a model's history.jsonl.
+type HistoryLine struct {
+	Date    string   `json:"date"`
+	RunID   string   `json:"run_id"`
+	Output  string   `json:"output"`
+	MIoU    *float64 `json:"miou"`
+	Loss    *float64 `json:"loss"`
+	Blessed bool     `json:"blessed"`
+}
+
+// NewHistoryLine records a finished run.
+func NewHistoryLine(m results.Metrics, date, output string, blessed bool) HistoryLine {
+	return HistoryLine{Date: date, RunID: m.RunID, Output: output, MIoU: m.MIoU, Loss: perImageLoss(m), Blessed: blessed}
+}

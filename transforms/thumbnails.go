@@ -1,0 +1,110 @@
+package transforms
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/report"
+	"github.com/segeval/segeval/internal/results"
+	"github.com/segeval/segeval/internal/shard"
+)
+
+func init() {
+	register.DoFn3x0[[]byte, func(*evaluate.Result) bool, func(results.ImageRef)](&worstImagesFn{})
+	register.DoFn3x1[context.Context, results.ImageRef, func(Thumbnail), error](&thumbnailFn{})
+	register.Emitter1[results.ImageRef]()
+	register.Emitter1[Thumbnail]()
+	register.Iter1[Thumbnail]()
+}
+
+// thumbnailSide is the longer side of a report thumbnail, in pixels.
+const thumbnailSide = 256
+
+// Thumbnail is an image's colored label and prediction, for the report.
+type Thumbnail struct {
+	Key        string
+	Label      []byte // PNG
+	Prediction []byte // PNG
+}
+
+// Thumbnails renders the label and prediction of the worst images. Only
+// those few samples are read again, once the worst are known, in parallel.
+func Thumbnails(s beam.Scope, cfg EvalConfig, worstK int, images beam.PCollection) beam.PCollection {
+	s = s.Scope("Thumbnails")
+	refs := beam.ParDo(s, &worstImagesFn{K: worstK}, beam.Impulse(s), beam.SideInput{Input: images})
+	return beam.ParDo(s, &thumbnailFn{shardEvaluator{EvalConfig: cfg}}, beam.Reshuffle(s, refs))
+}
+
+type worstImagesFn struct {
+	K int
+}
+
+// ProcessElement emits each image listed among the worst once.
+func (f *worstImagesFn) ProcessElement(_ []byte, images func(*evaluate.Result) bool, emit func(results.ImageRef)) {
+	var rows []results.ImageRow
+	var r evaluate.Result
+	for images(&r) {
+		rows = append(rows, results.NewImageRow("", evaluate.Multiclass, r))
+	}
+	worst := results.Worst(rows, f.K)
+	seen := map[results.ImageRef]bool{}
+	for _, ref := range append(worst.HighestLoss, worst.LowestMIoU...) {
+		id := results.ImageRef{Key: ref.Key, Shard: ref.Shard}
+		if !seen[id] {
+			seen[id] = true
+			emit(ref)
+		}
+	}
+}
+
+type thumbnailFn struct {
+	shardEvaluator
+}
+
+func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
+	r, err := f.store.Open(ctx, ref.Shard)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	samples := shard.NewReader(r, ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
+	for {
+		smp, err := samples.Next()
+		if err == io.EOF {
+			return fmt.Errorf("thumbnail: sample %s is no longer in %s", ref.Key, ref.Shard)
+		}
+		if err != nil {
+			return err
+		}
+		if smp.Key != ref.Key {
+			continue
+		}
+		img, err := f.dec.Decode(smp, ref.Shard, f.Decode)
+		if err != nil {
+			return err
+		}
+		pred, classes, err := f.eval.PredictionMap(img)
+		if err != nil {
+			return err
+		}
+		ignore := int32(-1)
+		if f.Eval.HasIgnore {
+			ignore = int32(f.Eval.Ignore)
+		}
+		label, err := report.Colorize(img.Labels, img.Height, img.Width, classes, ignore, thumbnailSide)
+		if err != nil {
+			return err
+		}
+		prediction, err := report.Colorize(pred, img.Height, img.Width, classes, ignore, thumbnailSide)
+		if err != nil {
+			return err
+		}
+		emit(Thumbnail{Key: ref.Key, Label: label, Prediction: prediction})
+		return nil
+	}
+}
