@@ -32,8 +32,10 @@ const (
 // Config is everything a run needs. The CLI fills it from flags; tests build
 // it directly.
 type Config struct {
-	// Inputs are glob patterns of tar shards, local or gs://.
+	// Inputs are glob patterns of tar shards, local or gs://. Paired
+	// layouts name their two globs in Paired instead.
 	Inputs []string
+	Paired transforms.PairedInputs
 	// Output is the output prefix, local or gs://, already expanded.
 	Output string
 	RunID  string
@@ -56,8 +58,17 @@ type Config struct {
 // Validate checks the configuration before anything runs.
 func (c *Config) Validate() error {
 	var errs []error
-	if len(c.Inputs) == 0 {
+	paired := c.Paired != (transforms.PairedInputs{})
+	switch {
+	case paired && len(c.Inputs) > 0:
+		errs = append(errs, errors.New("tar shards and paired files are exclusive inputs"))
+	case paired && (c.Paired.Predictions == "" || c.Paired.Labels == ""):
+		errs = append(errs, errors.New("paired inputs need both a prediction glob and a label glob"))
+	case !paired && len(c.Inputs) == 0:
 		errs = append(errs, errors.New("no input pattern"))
+	}
+	if _, err := sample.CompileKeyRegex(c.Paired.KeyRegex); err != nil {
+		errs = append(errs, err)
 	}
 	for _, in := range c.Inputs {
 		if strings.TrimSpace(in) == "" {
@@ -141,15 +152,26 @@ func Build(s beam.Scope, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	shards := transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
+	prov := cfg.Provenance
+	prov.Inputs = cfg.Inputs
 	eval := transforms.EvalConfig{Eval: cfg.Eval, Decode: cfg.Decode, Storage: cfg.Storage, Policy: cfg.Policy}
-	evaluated := transforms.EvaluateShards(s, eval, shards)
-	evaluated = transforms.DropDuplicateKeys(s, eval, evaluated, shards)
+	var evaluated transforms.Evaluated
+	var shards beam.PCollection // every input file, for provenance
+	if cfg.Paired != (transforms.PairedInputs{}) {
+		pairs, rejected, receipts, files := transforms.PairFiles(s, cfg.Paired, eval)
+		evaluated = transforms.EvaluatePairs(s, eval, pairs)
+		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, rejected)
+		evaluated.Receipts = beam.Flatten(s, evaluated.Receipts, receipts)
+		shards = files
+		prov.Inputs = []string{cfg.Paired.Predictions, cfg.Paired.Labels}
+	} else {
+		shards = transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
+		evaluated = transforms.EvaluateShards(s, eval, shards)
+		evaluated = transforms.DropDuplicateKeys(s, eval, evaluated, shards)
+	}
 	acc := transforms.MergeAccumulators(s, evaluated.Partials)
 	slices := transforms.MergeSlices(s, evaluated.Slices)
 	thumbnails := transforms.Thumbnails(s, eval, cfg.WorstK, evaluated.Images)
-	prov := cfg.Provenance
-	prov.Inputs = cfg.Inputs
 	transforms.WriteOutputs(s, transforms.OutputSpec{
 		Path:  cfg.Output,
 		RunID: cfg.RunID,

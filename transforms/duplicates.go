@@ -3,6 +3,7 @@ package transforms
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -14,17 +15,17 @@ import (
 )
 
 func init() {
-	register.Function1x2[evaluate.Result, string, string](keyOfImage)
-	register.DoFn3x0[string, func(*string) bool, func(DuplicateKey)](&findDuplicatesFn{})
-	register.DoFn2x0[DuplicateKey, func(results.Rejection)](&rejectDuplicatesFn{})
-	register.Function2x0[DuplicateKey, func(string)](keysOf)
-	register.Function2x0[DuplicateKey, func(string, int)](shardsOf)
-	register.Function3x0[string, func(*int) bool, func(string)](firstKey)
-	register.DoFn3x0[evaluate.Result, func(*string) bool, func(evaluate.Result)](&dropImagesFn{})
-	register.DoFn4x0[string, *evaluate.Accumulator, func(*string) bool, func(string, *evaluate.Accumulator)](&dropPartialsFn{})
-	register.DoFn4x0[string, SliceTally, func(*string) bool, func(string, SliceTally)](&dropSlicesFn{})
-	register.DoFn4x0[results.Shard, func(*string) bool, func(results.Shard), func(Receipt)](&keepShardsFn{})
-	register.DoFn6x1[context.Context, results.Shard, func(*string) bool, func(string, *evaluate.Accumulator), func(string, SliceTally), func(Receipt), error](&reevaluateShardFn{})
+	beam.RegisterFunction(keyOfImage)
+	beam.RegisterType(reflect.TypeOf((*findDuplicatesFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*rejectDuplicatesFn)(nil)).Elem())
+	beam.RegisterFunction(keysOf)
+	beam.RegisterFunction(shardsOf)
+	beam.RegisterFunction(firstKey)
+	beam.RegisterType(reflect.TypeOf((*dropImagesFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*dropPartialsFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*dropSlicesFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*keepShardsFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*reevaluateShardFn)(nil)).Elem())
 	register.Emitter1[DuplicateKey]()
 	register.Emitter1[string]()
 	register.Emitter2[string, int]()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -15,8 +16,8 @@ import (
 )
 
 func init() {
-	register.DoFn3x0[[]byte, func(*evaluate.Result) bool, func(results.ImageRef)](&worstImagesFn{})
-	register.DoFn3x1[context.Context, results.ImageRef, func(Thumbnail), error](&thumbnailFn{})
+	beam.RegisterType(reflect.TypeOf((*worstImagesFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*thumbnailFn)(nil)).Elem())
 	register.Emitter1[results.ImageRef]()
 	register.Emitter1[Thumbnail]()
 	register.Iter1[Thumbnail]()
@@ -67,44 +68,61 @@ type thumbnailFn struct {
 }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
-	r, err := f.store.Open(ctx, ref.Shard)
+	release, err := acquireSlot(ctx)
 	if err != nil {
 		return err
+	}
+	defer release()
+	smp, err := f.find(ctx, ref)
+	if err != nil {
+		return err
+	}
+	img, err := f.dec.Decode(smp, ref.Shard, f.Decode)
+	if err != nil {
+		return err
+	}
+	pred, classes, err := f.eval.PredictionMap(img)
+	if err != nil {
+		return err
+	}
+	ignore := int32(-1)
+	if f.Eval.HasIgnore {
+		ignore = int32(f.Eval.Ignore)
+	}
+	label, err := report.Colorize(img.Labels, img.Height, img.Width, classes, ignore, thumbnailSide)
+	if err != nil {
+		return err
+	}
+	prediction, err := report.Colorize(pred, img.Height, img.Width, classes, ignore, thumbnailSide)
+	if err != nil {
+		return err
+	}
+	emit(Thumbnail{Key: ref.Key, Label: label, Prediction: prediction})
+	return nil
+}
+
+// find reads the sample ref names again: from its two files, or by
+// scanning its shard.
+func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (*shard.Sample, error) {
+	if ref.LabelFile != "" {
+		return f.readPair(ctx, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
+	}
+	r, err := f.store.Open(ctx, ref.Shard)
+	if err != nil {
+		return nil, err
 	}
 	defer r.Close()
 	samples := shard.NewReader(r, ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
 	for {
 		smp, err := samples.Next()
 		if err == io.EOF {
-			return fmt.Errorf("thumbnail: sample %s is no longer in %s", ref.Key, ref.Shard)
+			return nil, fmt.Errorf("thumbnail: sample %s is no longer in %s", ref.Key, ref.Shard)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if smp.Key != ref.Key {
-			continue
+		if smp.Key == ref.Key {
+			return smp, nil
 		}
-		img, err := f.dec.Decode(smp, ref.Shard, f.Decode)
-		if err != nil {
-			return err
-		}
-		pred, classes, err := f.eval.PredictionMap(img)
-		if err != nil {
-			return err
-		}
-		ignore := int32(-1)
-		if f.Eval.HasIgnore {
-			ignore = int32(f.Eval.Ignore)
-		}
-		label, err := report.Colorize(img.Labels, img.Height, img.Width, classes, ignore, thumbnailSide)
-		if err != nil {
-			return err
-		}
-		prediction, err := report.Colorize(pred, img.Height, img.Width, classes, ignore, thumbnailSide)
-		if err != nil {
-			return err
-		}
-		emit(Thumbnail{Key: ref.Key, Label: label, Prediction: prediction})
-		return nil
 	}
 }

@@ -4,14 +4,22 @@
 // transforms only move data; decoding, math and output formats live in
 // internal packages that know nothing of Beam.
 //
-// Every DoFn and combiner is registered in init(), so that runners that do not
-// keep the binary's symbol table (and prism in tests) can find them.
+// Every DoFn, function and combiner is registered in init(), so that runners
+// that do not keep the binary's symbol table (and prism in tests) can find
+// them. DoFns and functions are registered by type (beam.RegisterType,
+// beam.RegisterFunction) rather than with the generic register.DoFnNxM:
+// they run once per shard or per image, where the generic wrappers' faster
+// calls do not show, and their instantiations made this package take two
+// minutes and 4.8 GB of memory to compile. Emitters and iterators keep the
+// generic registration, which compiles cheaply.
 package transforms
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"reflect"
+	"runtime"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -34,8 +42,8 @@ var (
 )
 
 func init() {
-	register.DoFn2x1[[]byte, func(results.Shard), error](&matchShardsFn{})
-	register.DoFn7x1[context.Context, results.Shard, func(evaluate.Result), func(string, *evaluate.Accumulator), func(string, SliceTally), func(results.Rejection), func(Receipt), error](&evaluateShardFn{})
+	beam.RegisterType(reflect.TypeOf((*matchShardsFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*evaluateShardFn)(nil)).Elem())
 	register.Emitter1[Receipt]()
 	register.Emitter1[results.Shard]()
 	register.Emitter1[evaluate.Result]()
@@ -43,9 +51,9 @@ func init() {
 	register.Emitter2[string, SliceTally]()
 	register.Emitter2[string, *evaluate.Tally]()
 	register.Emitter1[results.Rejection]()
-	register.Function3x0[string, SliceTally, func(string, *evaluate.Tally)](bySlice)
-	register.Combiner1[*evaluate.Accumulator](&mergeAccumulatorsFn{})
-	register.Combiner1[*evaluate.Tally](&mergeTalliesFn{})
+	beam.RegisterFunction(bySlice)
+	beam.RegisterType(reflect.TypeOf((*mergeAccumulatorsFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*mergeTalliesFn)(nil)).Elem())
 }
 
 // MatchShards expands the glob patterns into the shards they match, each
@@ -153,6 +161,23 @@ type EvalConfig struct {
 	Policy  Policy
 }
 
+// evaluationSlots bounds the shards (or pairs, or thumbnails) a worker
+// process evaluates at once. A runner may split a bundle into as many
+// concurrent pieces as it likes (prism does, with no regard for cores), and
+// each holds a decoded image and its buffers: without the bound, peak memory
+// would grow with the number of shards instead of the number of cores.
+var evaluationSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// acquireSlot waits for an evaluation slot and returns its release.
+func acquireSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case evaluationSlots <- struct{}{}:
+		return func() { <-evaluationSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // shardEvaluator evaluates the samples of one shard at a time. Its exported
 // configuration travels with the DoFn; the rest is per-worker state.
 type shardEvaluator struct {
@@ -178,6 +203,11 @@ func (f *shardEvaluator) Teardown() error {
 // returned, so that the runner retries.
 func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip map[string]bool, emitImage func(evaluate.Result),
 	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReject func(results.Rejection)) (int64, error) {
+	release, err := acquireSlot(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer release()
 	r, err := f.store.Open(ctx, sh.Path)
 	if err != nil {
 		return 0, err
@@ -192,13 +222,7 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 	}
 	samples := shard.NewReader(counted, sh.Path, shard.Limits{MaxMemberBytes: decode.Limits.MaxMemberBytes})
 	f.eval.Take() // a retried bundle must not carry a failed attempt's partial sums
-	reject := func(key string, err error) error {
-		if f.Policy.MaxRejected == 0 || !evaluate.IsBadInput(err) {
-			return err
-		}
-		emitReject(results.Rejection{Key: key, Shard: sh.Path, Reason: err.Error()})
-		return nil
-	}
+	reject := func(key string, err error) error { return f.reject(key, sh.Path, err, emitReject) }
 	for {
 		smp, err := samples.Next()
 		if err == io.EOF {
@@ -218,14 +242,7 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 		if skip[smp.Key] {
 			continue
 		}
-		img, err := f.dec.Decode(smp, sh.Path, decode)
-		if err != nil {
-			if err := reject(smp.Key, err); err != nil {
-				return counted.n, err
-			}
-			continue
-		}
-		res, err := f.eval.Evaluate(img, sh.Path)
+		res, err := f.evaluateSample(smp, sh.Path, decode)
 		if err != nil {
 			if err := reject(smp.Key, err); err != nil {
 				return counted.n, err
@@ -234,14 +251,39 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 		}
 		emitImage(res)
 	}
+	f.flush(sh.Path, emitPartial, emitSlice)
+	return counted.n, nil
+}
+
+// evaluateSample decodes and evaluates one sample.
+func (f *shardEvaluator) evaluateSample(smp *shard.Sample, shardName string, decode sample.Options) (evaluate.Result, error) {
+	img, err := f.dec.Decode(smp, shardName, decode)
+	if err != nil {
+		return evaluate.Result{}, err
+	}
+	return f.eval.Evaluate(img, shardName)
+}
+
+// reject sets a defective sample aside when the policy allows, and returns
+// err when the run must fail instead: by policy, or because err is not
+// about the input (a storage failure is retried, never rejected).
+func (f *shardEvaluator) reject(key, shardName string, err error, emitReject func(results.Rejection)) error {
+	if f.Policy.MaxRejected == 0 || !evaluate.IsBadInput(err) {
+		return err
+	}
+	emitReject(results.Rejection{Key: key, Shard: shardName, Reason: err.Error()})
+	return nil
+}
+
+// flush emits what has been accumulated, keyed by key.
+func (f *shardEvaluator) flush(key string, emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally)) {
 	acc, slices := f.eval.Take()
 	if acc != nil {
-		emitPartial(sh.Path, acc)
+		emitPartial(key, acc)
 	}
-	for key, t := range slices {
-		emitSlice(sh.Path, SliceTally{Slice: key, Tally: t})
+	for slice, t := range slices {
+		emitSlice(key, SliceTally{Slice: slice, Tally: t})
 	}
-	return counted.n, nil
 }
 
 type evaluateShardFn struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -21,9 +22,7 @@ import (
 )
 
 func init() {
-	register.DoFn9x1[context.Context, []byte, func(**evaluate.Accumulator) bool, func(*string, **evaluate.Tally) bool,
-		func(*evaluate.Result) bool, func(*results.Rejection) bool, func(*results.Shard) bool, func(*Receipt) bool,
-		func(*Thumbnail) bool, error](&writeOutputsFn{})
+	beam.RegisterType(reflect.TypeOf((*writeOutputsFn)(nil)).Elem())
 	register.Iter1[*evaluate.Accumulator]()
 	register.Iter2[string, *evaluate.Tally]()
 	register.Iter1[evaluate.Result]()

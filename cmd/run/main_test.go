@@ -262,6 +262,7 @@ func startWorkerPool(ctx context.Context, t *testing.T, boot string, env []strin
 	port := freePort(t)
 	cmd := exec.Command(self)
 	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = t.TempDir() // boot writes pipeline_options.json in its working directory
 	if os.Geteuid() == 0 {
 		// The pool sees tmp as /tmp, boot included.
 		tmp := t.TempDir()

@@ -68,6 +68,12 @@ func TestPortableJobServer(t *testing.T) {
 			"--runner=universal", "--endpoint=" + endpoint,
 			"--environment_type=EXTERNAL", "--environment_config=" + poolAddr, "--worker_binary=" + bins.cli,
 		}, output: "gs://bucket/runs/external"},
+		// Without --worker_binary the CLI stages itself, as a launcher with
+		// neither Go nor the source must (Beam would cross-compile).
+		{name: "external, own binary", args: []string{"--input=gs://bucket/sample/*.tar",
+			"--runner=universal", "--endpoint=" + endpoint,
+			"--environment_type=EXTERNAL", "--environment_config=" + poolAddr,
+		}, output: "gs://bucket/runs/external-own"},
 	}
 	// Runs agree on everything but their id, provenance and where they read
 	// the shards from, which metrics.json also names (worst images...).

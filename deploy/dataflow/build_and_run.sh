@@ -35,4 +35,4 @@ gcloud dataflow flex-template run "segeval-$(date -u +%Y%m%d-%H%M%S)" \
   --template-file-gcs-location="$TEMPLATE" \
   --temp-location="gs://${BUCKET}/segeval/tmp" \
   --staging-location="gs://${BUCKET}/segeval/staging" \
-  --parameters="^~^input=${INPUT}~output=gs://${BUCKET}/segeval/runs/{date}/{run_id}~worker_binary=/template/segeval"
+  --parameters="^~^input=${INPUT}~output=gs://${BUCKET}/segeval/runs/{date}/{run_id}"

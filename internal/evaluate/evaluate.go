@@ -86,8 +86,10 @@ func (o Options) lovasz() lovasz.Options {
 // Result is the small per-image record that travels on after evaluation.
 // Undefined values are NaN.
 type Result struct {
-	Key           string
-	Shard         string
+	Key   string
+	Shard string // the tar shard, or the prediction file of a paired sample
+	// LabelFile is the label file of a paired sample, "" for tar shards.
+	LabelFile     string
 	ValidPixels   int64
 	Loss          float64 // Lovász-Softmax (or hinge in binary mode); NaN for argmax maps and images without valid pixels
 	LossBound     float64

@@ -118,10 +118,11 @@ type WorstImages struct {
 
 // ImageRef names one image and its headline numbers.
 type ImageRef struct {
-	Key   string   `json:"key"`
-	Shard string   `json:"shard"`
-	Loss  *float64 `json:"loss"`
-	MIoU  *float64 `json:"miou"`
+	Key       string   `json:"key"`
+	Shard     string   `json:"shard"`
+	LabelFile string   `json:"label_file,omitempty"`
+	Loss      *float64 `json:"loss"`
+	MIoU      *float64 `json:"miou"`
 }
 
 // SoftmaxLoss is the Lovász-Softmax loss of a dataset.
@@ -357,7 +358,7 @@ func Worst(rows []ImageRow, k int) *WorstImages {
 		})
 		refs := []ImageRef{}
 		for _, r := range cand[:min(k, len(cand))] {
-			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, Loss: r.Loss, MIoU: r.MIoU})
+			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Loss: r.Loss, MIoU: r.MIoU})
 		}
 		return refs
 	}
@@ -396,6 +397,7 @@ type ImageRow struct {
 	RunID       string
 	Key         string
 	Shard       string
+	LabelFile   string // paired inputs only
 	ValidPixels int64
 	// LossName is "lovasz_softmax" or "lovasz_hinge": the key the loss is
 	// written under.
@@ -412,7 +414,7 @@ func NewImageRow(runID string, mode evaluate.Mode, r evaluate.Result) ImageRow {
 		name = "lovasz_hinge"
 	}
 	return ImageRow{
-		RunID: runID, Key: r.Key, Shard: r.Shard, ValidPixels: r.ValidPixels,
+		RunID: runID, Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, ValidPixels: r.ValidPixels,
 		LossName: name, Loss: number(r.Loss), MIoU: number(r.MIoU), PixelAccuracy: number(r.PixelAccuracy),
 	}
 }
@@ -433,13 +435,16 @@ func (r ImageRow) MarshalJSON() ([]byte, error) {
 		fmt.Fprintf(&b, "%q:%s", name, val)
 		return nil
 	}
-	for _, f := range []struct {
+	type kv struct {
 		name string
 		v    any
-	}{
-		{"run_id", r.RunID}, {"key", r.Key}, {"shard", r.Shard}, {"valid_pixels", r.ValidPixels},
-		{r.LossName, r.Loss}, {"miou", r.MIoU}, {"pixel_accuracy", r.PixelAccuracy},
-	} {
+	}
+	fields := []kv{{"run_id", r.RunID}, {"key", r.Key}, {"shard", r.Shard}}
+	if r.LabelFile != "" {
+		fields = append(fields, kv{"label_file", r.LabelFile})
+	}
+	fields = append(fields, kv{"valid_pixels", r.ValidPixels}, kv{r.LossName, r.Loss}, kv{"miou", r.MIoU}, kv{"pixel_accuracy", r.PixelAccuracy})
+	for _, f := range fields {
 		if err := field(f.name, f.v); err != nil {
 			return nil, err
 		}
