@@ -41,6 +41,9 @@ var (
 	bootstrap      = flag.Int("bootstrap", 200, "bootstrap replicates for 95% confidence intervals, computed in the same pass; 0 turns them off")
 	worstK         = flag.Int("worst_k", 20, "number of worst images (highest loss, lowest mIoU) listed in metrics.json")
 	binsPerOctave  = flag.Int("histogram_bins_per_octave", lovasz.DefaultBinsPerOctave, "resolution of the dataset-level loss histogram (power of two, 1 to 256)")
+	predictionGlob = flag.String("prediction_glob", "", "paired layout: glob of prediction files (KEY.probs.npy, KEY.logits.npz, KEY.pred.png, ...) instead of tar shards")
+	labelGlob      = flag.String("label_glob", "", "paired layout: glob of label files (.png or .npy)")
+	keyRegex       = flag.String("key_regex", "", "paired layout: regular expression with one capture group giving a file's key from its base name (default: the base name up to its first '.'); Cityscapes: ^([a-z]+_[0-9]+_[0-9]+)_")
 	layout         = flag.String("layout", string(sample.CHW), "memory layout of probabilities and logits: chw (classes first) or hwc (channels last); never guessed from shapes")
 	npzKey         = flag.String("npz_key", "", "array to read from .npz predictions holding several")
 	labelMapFile   = flag.String("label_map", "", "JSON file mapping raw label values to class ids or the ignore value (e.g. examples/cityscapes_labelids_to_trainids.json)")
@@ -63,8 +66,15 @@ var (
 // ownFlags are recorded in the provenance of every run.
 var ownFlags = []string{"input", "output", "overwrite", "num_classes", "ignore_index", "classes", "class_names", "mode",
 	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "max_rejected", "prob_tolerance", "slice_by", "bootstrap", "worst_k", "histogram_bins_per_octave",
-	"layout", "npz_key", "label_map", "pred_map", "reduce_zero_label", "baseline", "fail_job_on_regression", "history", "model_name",
+	"prediction_glob", "label_glob", "key_regex", "layout", "npz_key", "label_map", "pred_map", "reduce_zero_label", "baseline", "fail_job_on_regression", "history", "model_name",
 	"max_miou_drop", "max_loss_increase", "max_class_iou_drop", "min_miou"}
+
+// isSet reports whether the flag was given on the command line.
+func isSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
 
 // floatFlag is a float flag that knows whether it was given.
 type floatFlag struct{ v *float64 }
@@ -128,8 +138,11 @@ func configFromFlags(ctx context.Context) (pipeline.Config, error) {
 			Tool: "segeval", Version: version, StartedAt: now.Format(time.RFC3339), Flags: map[string]string{},
 		},
 	}
-	for _, in := range strings.Split(*input, ",") {
-		cfg.Inputs = append(cfg.Inputs, strings.TrimSpace(in))
+	cfg.Paired = transforms.PairedInputs{Predictions: *predictionGlob, Labels: *labelGlob, KeyRegex: *keyRegex}
+	if cfg.Paired == (transforms.PairedInputs{}) || isSet("input") {
+		for _, in := range strings.Split(*input, ",") {
+			cfg.Inputs = append(cfg.Inputs, strings.TrimSpace(in))
+		}
 	}
 	var err error
 	if cfg.Eval.ClassSet, err = parseClassSet(*classes); err != nil {

@@ -80,7 +80,9 @@ func TestPortableJobServer(t *testing.T) {
 	shardDir := strings.NewReplacer(filepath.Dir(sample)+"/", "", "gs://bucket/sample/", "")
 	var want string
 	for i, run := range runs {
-		r := runCLI(ctx, t, bins.cli, root, env, append(run.args, "--output="+run.output)...)
+		// Outside the module, as on a launcher: Beam cannot cross-compile the
+		// CLI from its source there.
+		r := runCLI(ctx, t, bins.cli, t.TempDir(), env, append(run.args, "--output="+run.output)...)
 		if r.code != 0 {
 			t.Fatalf("%s: exit %d\nstdout:\n%s\nstderr:\n%s", run.name, r.code, r.stdout, r.stderr)
 		}
