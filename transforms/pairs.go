@@ -139,6 +139,7 @@ func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, emitImage f
 	res, err := f.evaluatePair(ctx, p)
 	switch {
 	case err == nil:
+		progress.images.Add(1)
 		imagesRead.Inc(ctx, 1)
 		validPixels.Inc(ctx, res.ValidPixels)
 		emitImage(res)
@@ -154,6 +155,7 @@ func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, emitImage f
 	}
 	emitReceipt(Receipt{Shard: p.Prediction.Path, Kind: FirstPass})
 	emitReceipt(Receipt{Shard: p.Label.Path, Kind: FirstPass})
+	progress.shards.Add(2)
 	return nil
 }
 
@@ -192,6 +194,7 @@ func (f *shardEvaluator) readPair(ctx context.Context, p Pair) (*shard.Sample, e
 			return nil, err
 		}
 		bytesRead.Inc(ctx, int64(len(data[i])))
+		progress.bytes.Add(int64(len(data[i])))
 	}
 	return sample.PairedSample(p.Key, p.Label.Path, data[0], p.Prediction.Path, data[1]), nil
 }

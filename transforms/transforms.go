@@ -92,6 +92,8 @@ func (f *matchShardsFn) ProcessElement(_ []byte, emit func(results.Shard)) error
 	}
 	slices.Sort(paths)
 	for _, p := range paths {
+		progress.shardsTotal.Add(1)
+		progress.bytesTotal.Add(seen[p].Size)
 		emit(seen[p])
 	}
 	return nil
@@ -294,6 +296,7 @@ func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, 
 	emitPartial func(string, *evaluate.Accumulator), emitSlice func(string, SliceTally), emitReject func(results.Rejection),
 	emitReceipt func(Receipt)) error {
 	n, err := f.evaluate(ctx, sh, nil, func(res evaluate.Result) {
+		progress.images.Add(1)
 		imagesRead.Inc(ctx, 1)
 		validPixels.Inc(ctx, res.ValidPixels)
 		emitImage(res)
@@ -306,6 +309,7 @@ func (f *evaluateShardFn) ProcessElement(ctx context.Context, sh results.Shard, 
 		return err
 	}
 	shardsRead.Inc(ctx, 1)
+	progress.shards.Add(1)
 	emitReceipt(Receipt{Shard: sh.Path, Kind: FirstPass})
 	return nil
 }
@@ -321,6 +325,7 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	progress.bytes.Add(int64(n))
 	if err != nil && err != io.EOF && c.err == nil {
 		c.err = err
 	}

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
 	"github.com/segeval/segeval/internal/gate"
@@ -45,6 +46,9 @@ const (
 )
 
 func main() {
+	// The embedded runner logs every job state at INFO; a user wants the
+	// summary, and warnings. beam.Init installs the logger at this level.
+	beamlog.LogLevel = "warn"
 	flag.Parse()
 	beam.Init() // on a worker this takes over and never returns: validate flags after it
 	os.Exit(run(context.Background(), os.Stdout, os.Stderr))
@@ -83,7 +87,17 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "segeval %s: run %s, output %s\n", version, cfg.RunID, cfg.Output)
 	start := time.Now()
-	if _, err := beamx.RunWithMetrics(ctx, p); err != nil {
+	stop := make(chan struct{})
+	var progressDone <-chan struct{}
+	if embedded() {
+		progressDone = showProgress(os.Stderr, stop)
+	}
+	_, err = beamx.RunWithMetrics(ctx, p)
+	close(stop)
+	if progressDone != nil {
+		<-progressDone
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "segeval: run failed:", err)
 		return exitFailed
 	}
@@ -119,6 +133,13 @@ func checkBaseline(ctx context.Context, store *storage.Store, cfg pipeline.Confi
 		return fmt.Errorf("--baseline=%s does not exist", path)
 	}
 	return nil
+}
+
+// embedded reports whether the pipeline runs inside this process (prism,
+// the default runner), where its progress can be watched.
+func embedded() bool {
+	r := flag.Lookup("runner")
+	return r == nil || r.Value.String() == "" || strings.EqualFold(r.Value.String(), "prism")
 }
 
 // useOwnWorkerBinary passes this executable as the worker binary to remote

@@ -1,40 +1,103 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/segeval/segeval/internal/results"
 )
 
-// printSummary prints the headline metrics and the per-class table of a
-// finished run.
+// fullTableClasses is the most classes whose full table is printed; beyond
+// it only the worst classes are, so that the summary stays short.
+const fullTableClasses = 30
+
+// worstClasses is how many of the lowest-IoU classes the summary names.
+const worstClasses = 5
+
+// printSummary prints a finished run's headline metrics and class table,
+// within 100 columns.
 func printSummary(w io.Writer, metricsJSON []byte, took time.Duration) error {
 	var m results.Metrics
 	if err := json.Unmarshal(metricsJSON, &m); err != nil {
 		return fmt.Errorf("read metrics.json: %w", err)
 	}
+	iv := m.Intervals
+	if iv == nil {
+		iv = &results.Intervals{}
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "images\t%d (%d without valid pixels), %d shards, %s\n",
-		m.Images, m.ImagesWithoutValidPixels, len(m.Provenance.Shards), took.Round(time.Millisecond))
-	fmt.Fprintf(tw, "valid pixels\t%d\n", m.ValidPixels)
+	fmt.Fprintf(tw, "images\t%d evaluated, %d rejected, %d without valid pixels; %d files; %s\n",
+		m.Images, m.ImagesRejected, m.ImagesWithoutValidPixels, len(m.Provenance.Shards), took.Round(time.Millisecond))
 	if l := m.LovaszSoftmax; l != nil {
-		fmt.Fprintf(tw, "Lovász-Softmax\tper-image mean %s, dataset %s ± %s\n", num(l.PerImageMean), num(l.Dataset), num(l.DatasetErrorBound))
+		fmt.Fprintf(tw, "Lovász-Softmax\t%s%s per image; %s ± %s over the dataset\n",
+			num(l.PerImageMean), interval(iv.PerImageLoss), num(l.Dataset), bound(l.DatasetErrorBound))
 	}
 	if l := m.LovaszHinge; l != nil {
-		fmt.Fprintf(tw, "Lovász hinge\tper-image mean %s\n", num(l.PerImageMean))
+		fmt.Fprintf(tw, "Lovász hinge\t%s%s per image\n", num(l.PerImageMean), interval(iv.PerImageLoss))
 	}
-	fmt.Fprintf(tw, "mIoU\t%s (per-image mean %s)\n", num(m.MIoU), num(m.PerImageMIoUMean))
-	fmt.Fprintf(tw, "pixel accuracy\t%s, mean accuracy %s, mean dice %s\n", num(m.PixelAccuracy), num(m.MeanAccuracy), num(m.MeanDice))
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "class\tIoU\taccuracy\tdice\tLovász mean\tlabel pixels")
-	for _, c := range m.Classes {
-		fmt.Fprintf(tw, "%d %s\t%s\t%s\t%s\t%s\t%d\n", c.ID, c.Name, num(c.IoU), num(c.Accuracy), num(c.Dice), num(c.LovaszMean), c.LabelPixels)
+	fmt.Fprintf(tw, "mIoU\t%s%s (per-image mean %s)\n", num(m.MIoU), interval(iv.MIoU), num(m.PerImageMIoUMean))
+	fmt.Fprintf(tw, "accuracy\tpixel %s, mean %s; mean dice %s; fwIoU %s\n",
+		num(m.PixelAccuracy), num(m.MeanAccuracy), num(m.MeanDice), num(m.FrequencyWeightedIoU))
+	if worst := lowestIoU(m.Classes, worstClasses); len(worst) > 0 {
+		var names []string
+		for _, c := range worst {
+			names = append(names, fmt.Sprintf("%s %s", className(c), num(c.IoU)))
+		}
+		fmt.Fprintf(tw, "worst classes\t%s\n", strings.Join(names, ", "))
+	}
+	if len(m.Classes) <= fullTableClasses {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "class\tIoU\taccuracy\tdice\tLovász\tlabel pixels")
+		for _, c := range m.Classes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", className(c), num(c.IoU), num(c.Accuracy), num(c.Dice), num(c.LovaszMean), c.LabelPixels)
+		}
 	}
 	return tw.Flush()
+}
+
+// lowestIoU returns up to n classes with the lowest defined IoU.
+func lowestIoU(classes []results.Class, n int) []results.Class {
+	var defined []results.Class
+	for _, c := range classes {
+		if c.IoU != nil {
+			defined = append(defined, c)
+		}
+	}
+	slices.SortStableFunc(defined, func(a, b results.Class) int { return cmp.Compare(*a.IoU, *b.IoU) })
+	return defined[:min(n, len(defined))]
+}
+
+func className(c results.Class) string {
+	name := fmt.Sprintf("%d %s", c.ID, c.Name)
+	if c.Name == fmt.Sprint(c.ID) {
+		name = c.Name
+	}
+	if len(name) > 24 {
+		name = name[:23] + "…"
+	}
+	return name
+}
+
+// interval formats a 95% interval as " [low, high]", or nothing.
+func interval(iv results.Interval) string {
+	if iv.Low == nil || iv.High == nil {
+		return ""
+	}
+	return fmt.Sprintf(" [%.4f, %.4f]", *iv.Low, *iv.High)
+}
+
+// bound formats an error bound, which is usually far below 1e-4.
+func bound(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1e", *v)
 }
 
 // num formats a metric, "-" when undefined.
