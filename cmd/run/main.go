@@ -46,10 +46,14 @@ const (
 )
 
 func main() {
-	// The embedded runner logs every job state at INFO; a user wants the
-	// summary, and warnings. beam.Init installs the logger at this level.
-	beamlog.LogLevel = "warn"
 	flag.Parse()
+	if embedded() {
+		// The embedded runner logs every job state at INFO; a user wants
+		// the summary, and warnings. Remote runners keep INFO: the
+		// Dataflow runner prints a dry run's job there. beam.Init installs
+		// the logger at this level.
+		beamlog.LogLevel = "warn"
+	}
 	beam.Init() // on a worker this takes over and never returns: validate flags after it
 	os.Exit(run(context.Background(), os.Stdout, os.Stderr))
 }
