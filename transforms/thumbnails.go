@@ -55,7 +55,7 @@ func (f *worstImagesFn) ProcessElement(_ []byte, images func(*evaluate.Result) b
 	worst := results.Worst(rows, f.K)
 	seen := map[results.ImageRef]bool{}
 	for _, ref := range append(worst.HighestLoss, worst.LowestMIoU...) {
-		id := results.ImageRef{Key: ref.Key, Shard: ref.Shard}
+		id := results.ImageRef{Key: ref.Key, Shard: ref.Shard, LabelFile: ref.LabelFile, Offset: ref.Offset}
 		if !seen[id] {
 			seen[id] = true
 			emit(ref)
@@ -101,13 +101,13 @@ func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, 
 	return nil
 }
 
-// find reads the sample ref names again: from its two files, or by
-// scanning its shard.
+// find reads the sample ref names again: from its two files, or from its
+// offset in its shard.
 func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (*shard.Sample, error) {
 	if ref.LabelFile != "" {
 		return f.readPair(ctx, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
 	}
-	r, err := f.store.Open(ctx, ref.Shard)
+	r, err := f.store.OpenAt(ctx, ref.Shard, ref.Offset)
 	if err != nil {
 		return nil, err
 	}

@@ -263,7 +263,9 @@ func (f *shardEvaluator) evaluateSample(smp *shard.Sample, shardName string, dec
 	if err != nil {
 		return evaluate.Result{}, err
 	}
-	return f.eval.Evaluate(img, shardName)
+	res, err := f.eval.Evaluate(img, shardName)
+	res.Offset = smp.Offset
+	return res, err
 }
 
 // reject sets a defective sample aside when the policy allows, and returns

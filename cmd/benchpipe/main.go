@@ -12,6 +12,16 @@
 // Sizes are in MB of 10^6 bytes. The in-process rate uses a single goroutine
 // (the garbage collector may still use other cores); the ratio compares the
 // pipeline with --cores times that rate, the best the machine could do.
+//
+// With --shard_mb it measures memory instead: for each size it writes a
+// single shard of about that many MB, generating one image at a time, runs
+// cmd/run's core evaluation on it (--worst_k=0 --bootstrap=0) and reports
+// the child's peak RSS against the size of one image. A worker holds one
+// image of a shard at a time, so the peak should not grow with the shard:
+//
+//	go run ./cmd/benchpipe --shard_mb=1000,4000
+//
+// Each shard is deleted after its run unless --keep is set.
 package main
 
 import (
@@ -50,7 +60,8 @@ var (
 	width      = flag.Int("width", 2048, "image width")
 	cores      = flag.Int("cores", runtime.NumCPU(), "cores the pipeline may use, the multiple of the in-process rate it is compared with")
 	dir        = flag.String("dir", "", "work directory, kept, where each size gets a new nN subdirectory; default a new temporary directory, removed at the end")
-	keep       = flag.Bool("keep", false, "keep the temporary work directory")
+	keep       = flag.Bool("keep", false, "keep the temporary work directory, and with --shard_mb each shard")
+	shardMB    = flag.String("shard_mb", "", "comma-separated shard sizes in MB, such as 1000,4000: measure the peak RSS of evaluating one shard of each size instead of throughput")
 	runnerArgs = flag.String("runner_args", "", "extra space-separated arguments for the pipeline, such as --runner=prism")
 )
 
@@ -84,6 +95,12 @@ func run() (err error) {
 	if err != nil {
 		return err
 	}
+	var mbs []int
+	if *shardMB != "" {
+		if mbs, err = positiveInts("--shard_mb", *shardMB); err != nil {
+			return err
+		}
+	}
 	work := *dir
 	if work == "" {
 		if work, err = os.MkdirTemp("", "benchpipe-"); err != nil {
@@ -96,6 +113,9 @@ func run() (err error) {
 		return err
 	}
 	fmt.Printf("%d classes, %dx%d (HxW), work dir %s\n", *classes, *height, *width, work)
+	if mbs != nil {
+		return measureMemory(work, bin, mbs)
+	}
 	var rows []row
 	for _, n := range ns {
 		r, err := measure(filepath.Join(work, fmt.Sprintf("n%d", n)), bin, n)
@@ -129,11 +149,17 @@ func sizesFromFlags() ([]int, error) {
 	if *sizes == "" {
 		return []int{*images}, nil
 	}
+	return positiveInts("--sizes", *sizes)
+}
+
+// positiveInts parses the value of flag name, a comma-separated list of
+// positive integers.
+func positiveInts(name, list string) ([]int, error) {
 	var ns []int
-	for _, f := range strings.Split(*sizes, ",") {
+	for _, f := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("--sizes=%s: want a comma-separated list of positive integers", *sizes)
+			return nil, fmt.Errorf("%s=%s: want a comma-separated list of positive integers", name, list)
 		}
 		ns = append(ns, n)
 	}
@@ -278,9 +304,10 @@ func evaluateShard(data []byte, name string, dec *sample.Decoder, ev *evaluate.E
 	}
 }
 
-// runPipeline runs cmd/run on the shards, writing into sizeDir/out and its
-// log into sizeDir/run.log, and returns its wall time and process state.
-func runPipeline(bin, sizeDir, shardDir string) (time.Duration, *os.ProcessState, error) {
+// runPipeline runs cmd/run on the shards, with the extra arguments before
+// --runner_args, writing into sizeDir/out and its log into sizeDir/run.log,
+// and returns its wall time and process state.
+func runPipeline(bin, sizeDir, shardDir string, extra ...string) (time.Duration, *os.ProcessState, error) {
 	logPath := filepath.Join(sizeDir, "run.log")
 	log, err := os.Create(logPath)
 	if err != nil {
@@ -288,7 +315,8 @@ func runPipeline(bin, sizeDir, shardDir string) (time.Duration, *os.ProcessState
 	}
 	defer log.Close()
 	args := append([]string{"--input=" + filepath.Join(shardDir, "*.tar"), "--output=" + filepath.Join(sizeDir, "out"),
-		"--num_classes=" + strconv.Itoa(*classes)}, strings.Fields(*runnerArgs)...)
+		"--num_classes=" + strconv.Itoa(*classes)}, extra...)
+	args = append(args, strings.Fields(*runnerArgs)...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	start := time.Now()

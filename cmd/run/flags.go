@@ -144,6 +144,11 @@ func configFromFlags(ctx context.Context) (pipeline.Config, error) {
 			cfg.Inputs = append(cfg.Inputs, strings.TrimSpace(in))
 		}
 	}
+	switch evaluate.Mode(*mode) {
+	case evaluate.Multiclass, evaluate.Binary:
+	default:
+		return cfg, fmt.Errorf("--mode=%s: want multiclass or binary", *mode)
+	}
 	var err error
 	if cfg.Eval.ClassSet, err = parseClassSet(*classes); err != nil {
 		return cfg, err

@@ -160,7 +160,7 @@ func useOwnWorkerBinary() {
 		return
 	}
 	if exe, err := os.Executable(); err == nil {
-		binary.Value.Set(exe)
+		flag.Set("worker_binary", exe) // flag.Set, so that the pipeline options record it
 	}
 }
 

@@ -89,7 +89,10 @@ type Result struct {
 	Key   string
 	Shard string // the tar shard, or the prediction file of a paired sample
 	// LabelFile is the label file of a paired sample, "" for tar shards.
-	LabelFile     string
+	LabelFile string
+	// Offset is where the sample starts in its tar shard, so that it can
+	// be read again without scanning the shard.
+	Offset        int64
 	ValidPixels   int64
 	Loss          float64 // Lovász-Softmax (or hinge in binary mode); NaN for argmax maps and images without valid pixels
 	LossBound     float64

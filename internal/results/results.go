@@ -121,6 +121,7 @@ type ImageRef struct {
 	Key       string   `json:"key"`
 	Shard     string   `json:"shard"`
 	LabelFile string   `json:"label_file,omitempty"`
+	Offset    int64    `json:"offset,omitempty"` // of the sample in its tar shard
 	Loss      *float64 `json:"loss"`
 	MIoU      *float64 `json:"miou"`
 }
@@ -358,7 +359,7 @@ func Worst(rows []ImageRow, k int) *WorstImages {
 		})
 		refs := []ImageRef{}
 		for _, r := range cand[:min(k, len(cand))] {
-			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Loss: r.Loss, MIoU: r.MIoU})
+			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, Loss: r.Loss, MIoU: r.MIoU})
 		}
 		return refs
 	}
@@ -398,6 +399,7 @@ type ImageRow struct {
 	Key         string
 	Shard       string
 	LabelFile   string // paired inputs only
+	Offset      int64  // of the sample in its tar shard; not written
 	ValidPixels int64
 	// LossName is "lovasz_softmax" or "lovasz_hinge": the key the loss is
 	// written under.
@@ -414,7 +416,7 @@ func NewImageRow(runID string, mode evaluate.Mode, r evaluate.Result) ImageRow {
 		name = "lovasz_hinge"
 	}
 	return ImageRow{
-		RunID: runID, Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, ValidPixels: r.ValidPixels,
+		RunID: runID, Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, ValidPixels: r.ValidPixels,
 		LossName: name, Loss: number(r.Loss), MIoU: number(r.MIoU), PixelAccuracy: number(r.PixelAccuracy),
 	}
 }

@@ -55,15 +55,18 @@ func newGCSReader(ctx context.Context, path string, obj *gcs.ObjectHandle, r *gc
 	a := r.Attrs
 	resumable := a.Generation != 0 && !a.Decompressed
 	return &gcsReader{
-		ctx:        ctx,
-		path:       path,
-		obj:        obj.Generation(a.Generation),
-		gen:        a.Generation,
-		r:          r,
-		resumable:  resumable,
-		size:       a.Size,
-		wantCRC:    a.CRC32C,
-		checkCRC:   resumable && a.CRC32C != 0,
+		ctx:       ctx,
+		path:      path,
+		obj:       obj.Generation(a.Generation),
+		gen:       a.Generation,
+		r:         r,
+		resumable: resumable,
+		size:      a.Size,
+		off:       a.StartOffset,
+		wantCRC:   a.CRC32C,
+		// The object's checksum covers it whole: a read that starts
+		// further in cannot be checked against it.
+		checkCRC:   resumable && a.CRC32C != 0 && a.StartOffset == 0,
 		backoff:    retry.backoff,
 		maxReopens: retry.reopens,
 	}
