@@ -1,0 +1,116 @@
+package pipeline_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/segeval/segeval/internal/gate"
+	"github.com/segeval/segeval/internal/lovasz"
+	"github.com/segeval/segeval/transforms"
+)
+
+func f64(v float64) *float64 { return &v }
+
+// TestGateAndHistory runs the same dataset three nights in a row under a
+// history: the first night has no baseline yet, the second passes against
+// it, the third fails a floor. LATEST must stay on the last blessed run and
+// the history must hold every night.
+func TestGateAndHistory(t *testing.T) {
+	d := writeDataset(t)
+	hist := t.TempDir()
+	night := func(n int, th func(*transforms.GateSpec)) string {
+		out := filepath.Join(t.TempDir(), "night")
+		cfg := config([]string{filepath.Join(d.dir, "*.tar")}, out)
+		cfg.RunID = "night-" + string(rune('0'+n))
+		cfg.Date = "2026-11-2" + string(rune('0'+n))
+		cfg.History = transforms.HistorySpec{Prefix: hist, Model: "segformer"}
+		cfg.Gate = transforms.GateSpec{Baseline: gate.Latest, Thresholds: gate.Thresholds{MaxMIoUDrop: f64(0.01)}}
+		if th != nil {
+			th(&cfg.Gate)
+		}
+		if _, err := runPipeline(t, cfg); err != nil {
+			t.Fatalf("night %d: %v", n, err)
+		}
+		return out
+	}
+	readValidation := func(out string) gate.Validation {
+		var v gate.Validation
+		data, err := os.ReadFile(filepath.Join(out, gate.ValidationFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	exists := func(path string) bool { _, err := os.Stat(path); return err == nil }
+
+	first := night(1, nil)
+	if v := readValidation(first); !v.OK || !v.MissingBaseline {
+		t.Errorf("first night: %+v, want a pass with missing_baseline", v)
+	}
+	second := night(2, nil)
+	if v := readValidation(second); !v.OK || v.MissingBaseline || v.BaselineRunID != "night-1" {
+		t.Errorf("second night: %+v, want a pass against night-1", v)
+	}
+	third := night(3, func(g *transforms.GateSpec) { g.Thresholds.MinMIoU = f64(0.99) })
+	v := readValidation(third)
+	if v.OK || v.BaselineRunID != "night-2" {
+		t.Errorf("third night: %+v, want a failure against night-2", v)
+	}
+	if !exists(filepath.Join(third, gate.NotBlessedFile)) || exists(filepath.Join(third, gate.BlessedFile)) {
+		t.Error("third night is not marked NOT_BLESSED")
+	}
+	latest, err := os.ReadFile(filepath.Join(hist, "segformer", gate.LatestFile))
+	if err != nil || strings.TrimSpace(string(latest)) != second {
+		t.Errorf("LATEST = %q (%v), want the second night %s", latest, err, second)
+	}
+	data, err := os.ReadFile(filepath.Join(hist, "segformer", gate.HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blessed []bool
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var h gate.HistoryLine
+		if err := json.Unmarshal([]byte(line), &h); err != nil {
+			t.Fatal(err)
+		}
+		blessed = append(blessed, h.Blessed)
+	}
+	if len(blessed) != 3 || !blessed[0] || !blessed[1] || blessed[2] {
+		t.Errorf("history blessed %v, want [true true false]", blessed)
+	}
+}
+
+func TestGateFailsTheJobWhenAsked(t *testing.T) {
+	d := writeDataset(t)
+	cfg := config([]string{filepath.Join(d.dir, "*.tar")}, filepath.Join(t.TempDir(), "out"))
+	cfg.Gate = transforms.GateSpec{Thresholds: gate.Thresholds{MinMIoU: f64(0.99)}, FailJob: true}
+	_, err := runPipeline(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), "regression gate failed: min_miou") {
+		t.Fatalf("got %v, want the job to fail on the gate", err)
+	}
+	// The verdict is still written, for whoever looks.
+	if _, err := os.Stat(filepath.Join(cfg.Output, gate.NotBlessedFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestIncompatibleBaselineIsAnError(t *testing.T) {
+	d := writeDataset(t)
+	base := config([]string{filepath.Join(d.dir, "*.tar")}, filepath.Join(t.TempDir(), "base"))
+	if _, err := runPipeline(t, base); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config([]string{filepath.Join(d.dir, "*.tar")}, filepath.Join(t.TempDir(), "out"))
+	cfg.Eval.ClassSet = lovasz.ClassSet{Mode: lovasz.All} // another class set: numbers of another kind
+	cfg.Gate = transforms.GateSpec{Baseline: filepath.Join(base.Output, "metrics.json")}
+	_, err := runPipeline(t, cfg)
+	if err == nil || !strings.Contains(err.Error(), "baseline was computed differently") {
+		t.Fatalf("got %v", err)
+	}
+}
