@@ -8,21 +8,11 @@ import "math"
 // [-1.5, 1.5], so background errors |p| stay below 2 and foreground errors
 // |1-p| below 4. Bin 0 holds everything below 2^minExp, exact zeros included.
 const (
-	minExp       = -24
-	octaves      = 2 - minExp // [2^-24, 2^-23), ..., [2, 4)
-	fineBits     = 8          // mantissa bits per fine bin: 256 bins per octave
-	fineOctave   = 1 << fineBits
-	fineBins     = octaves*fineOctave + 1
-	fineSlots    = 8192 // power of two >= fineBins, so masked indexes need no bounds check
-	fineSlotMask = fineSlots - 1
-
-	// fineBase32 maps float32 bits>>(23-fineBits) to the bin index; the
-	// subtraction leaves the first bin of octave minExp at 1.
-	fineBase32 = (127+minExp)<<fineBits - 1
-	fineBase64 = (1023+minExp)<<fineBits - 1
-	// offsetMask32 keeps the float32 mantissa bits below the bin's: the
-	// error's offset from its bin's low edge, in units of the bin's ulp.
-	offsetMask32 = 1<<(23-fineBits) - 1
+	minExp  = -24
+	octaves = 2 - minExp // [2^-24, 2^-23), ..., [2, 4)
+	// maxSlots is the slot count of the finest resolution: a power of two
+	// past its last bin, so that masked indexes need no bounds check.
+	maxSlots = 1 << 15
 
 	maxProbBits = 0x3fc00000 // float32 bits of 1.5, the largest |p| accepted
 )
@@ -48,47 +38,81 @@ func newLayout(perOctave int) *layout {
 // bins is the number of bins of the layout.
 func (l *layout) bins() int { return len(l.lo) }
 
-// layouts holds one layout per supported resolution: 1, 2, 4, ..., 256 bins
-// per octave, indexed by log2.
-var layouts = func() [fineBits + 1]*layout {
-	var ls [fineBits + 1]*layout
+// maxHistogramBits bounds the dataset histogram's resolution: 256 bins per
+// octave, the per-image pass's, which it is folded from.
+const maxHistogramBits = 8
+
+// layouts holds one layout per resolution the dataset histogram supports:
+// 1, 2, 4, ..., 256 bins per octave, indexed by log2.
+var layouts = func() [maxHistogramBits + 1]*layout {
+	var ls [maxHistogramBits + 1]*layout
 	for i := range ls {
 		ls[i] = newLayout(1 << i)
 	}
 	return ls
 }()
 
-var fine = layouts[fineBits]
+// A resolution bins per-image errors straight from their float bits, with
+// 2^bits bins per octave.
+type resolution struct {
+	bits   uint
+	layout *layout
+	// base32 and base64 map float bits >> (mantissa bits - bits) to the
+	// bin index; the subtraction puts the first bin of octave minExp at 1.
+	base32, base64 int
+	last           int    // the overflow slot, past every real bin
+	offsetMask     uint32 // float32 mantissa bits below the bin's
+	// ulp[k] is the float32 ulp of errors in bin k: the unit of the
+	// offsets that binBackground sums.
+	ulp []float64
+}
 
-// fineULP[k] is the float32 ulp of errors in fine bin k: the unit of the
-// offsets summed by binBackground.
-var fineULP = func() []float64 {
-	u := make([]float64, fineBins)
-	for k := 1; k < fineBins; k++ {
-		u[k] = fine.width[k] / (offsetMask32 + 1)
+func newResolution(bits uint, l *layout) *resolution {
+	r := &resolution{
+		bits:       bits,
+		layout:     l,
+		base32:     (127+minExp)<<bits - 1,
+		base64:     (1023+minExp)<<bits - 1,
+		offsetMask: 1<<(23-bits) - 1,
 	}
-	return u
-}()
+	r.last = l.bins()
+	r.ulp = make([]float64, l.bins())
+	for k := 1; k < l.bins(); k++ {
+		r.ulp[k] = l.width[k] / float64(r.offsetMask+1)
+	}
+	return r
+}
 
-// fineBin32 is the fine bin of a non-negative float32 error given its bits.
-// Errors of 2^(octaves+minExp) and above, NaN and infinities included, land in
-// the last slot, past every real bin.
-func fineBin32(bits uint32) int {
-	k := int(bits>>(23-fineBits)) - fineBase32
+var (
+	// perImage is the first pass: 256 bins per octave keep the hot loop's
+	// bins within 64 KB, and the bound below 1e-7 on float32 softmax
+	// outputs.
+	perImage = newResolution(perImageBits, layouts[perImageBits])
+	// refined is the second pass, for classes whose bound is too wide:
+	// with 1024 bins per octave every float16 value has a bin of its own,
+	// and a bin whose errors are all equal adds nothing to the bound.
+	refined = newResolution(10, newLayout(1024))
+)
+
+// bin32 is the bin of a non-negative float32 error given its bits. Errors of
+// 2^(octaves+minExp) and above, NaN and infinities included, land in the
+// overflow slot r.last.
+func (r *resolution) bin32(bits uint32) int {
+	k := int(bits>>(23-r.bits)) - r.base32
 	k &^= k >> 63 // below 2^minExp: bin 0
-	return min(k, fineSlots-1)
+	return min(k, r.last) & (maxSlots - 1)
+}
+
+// bin64 is the bin of a non-negative float64 error.
+func (r *resolution) bin64(e float64) int {
+	k := int(math.Float64bits(e)>>(52-r.bits)) - r.base64
+	k &^= k >> 63
+	return min(k, r.last) & (maxSlots - 1)
 }
 
 // maxProbBin is the bin of the largest accepted probability: a count above it
 // flags a bad value.
-var maxProbBin = fineBin32(maxProbBits)
-
-// fineBin64 is the fine bin of a non-negative float64 error.
-func fineBin64(e float64) int {
-	k := int(math.Float64bits(e)>>(52-fineBits)) - fineBase64
-	k &^= k >> 63
-	return k & fineSlotMask
-}
+func (r *resolution) maxProbBin() int { return r.bin32(maxProbBits) }
 
 // walk returns the Lovász extension of the Jaccard loss for one class from its
 // binned errors, and a bound on the distance to the exact value. g is the

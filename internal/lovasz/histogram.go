@@ -66,7 +66,7 @@ func layoutOf(binsPerOctave int) (*layout, error) {
 			return l, nil
 		}
 	}
-	return nil, fmt.Errorf("bins per octave must be a power of two from 1 to %d, got %d", fineOctave, binsPerOctave)
+	return nil, fmt.Errorf("bins per octave must be a power of two from 1 to %d, got %d", 1<<maxHistogramBits, binsPerOctave)
 }
 
 // Reset empties the histogram.
@@ -105,7 +105,8 @@ func (h *Histogram) Merge(o *Histogram) error {
 	return nil
 }
 
-// addFine folds one class's fine per-image bins into the histogram.
+// addFine folds one class's per-image bins (at perImage's resolution) into
+// the histogram.
 // maxErr is the class's largest error when it is absent from the image, NaN
 // otherwise.
 func (h *Histogram) addFine(c int, nf, nb []int64, sf, sb []float64, maxErr float64) {
@@ -115,8 +116,9 @@ func (h *Histogram) addFine(c int, nf, nb []int64, sf, sb []float64, maxErr floa
 	fgs, bgs := h.FgSum[c*per:(c+1)*per], h.BgSum[c*per:(c+1)*per]
 	fgc[0] += nf[0]
 	bgc[0] += nb[0]
-	group := fineOctave / h.BinsPerOctave
-	for k := 1; k < fineBins; k++ {
+	fine := perImage.layout
+	group := fine.perOctave / h.BinsPerOctave
+	for k := 1; k < fine.bins(); k++ {
 		if nf[k] == 0 && nb[k] == 0 {
 			continue
 		}

@@ -583,27 +583,28 @@ func TestBinBackgroundAcrossPackedChunks(t *testing.T) {
 	for i := range plane {
 		plane[i] = float32(i%1024) / 1024
 	}
-	var packed [fineSlots]uint64
-	var nb [fineSlots]int64
-	var off [fineSlots]uint64
-	if i := binBackground(plane, &packed, &nb, &off); i != -1 {
-		t.Fatalf("value %v at %d flagged", plane[i], i)
-	}
-	var wantN [fineSlots]int64
-	var wantOff [fineSlots]uint64
-	for _, p := range plane[:1024] {
-		bits := math.Float32bits(p)
-		k := fineBin32(bits)
-		n := int64(len(plane) / 1024)
-		wantN[k] += n
-		wantOff[k] += uint64(n) * uint64(bits&offsetMask32)
-	}
-	if nb != wantN || off != wantOff {
-		t.Error("binned counts or offsets differ from a direct count")
-	}
-	plane[packedPixels+3] = float32(math.NaN())
-	if i := binBackground(plane, &packed, &nb, &off); i != packedPixels+3 {
-		t.Errorf("NaN at %d reported at %d", packedPixels+3, i)
+	for _, r := range []*resolution{perImage, refined} {
+		var packed [maxSlots]uint64
+		var nb, wantN [maxSlots]int64
+		var off, wantOff [maxSlots]uint64
+		plane[packedPixels+3] = float32((packedPixels+3)%1024) / 1024
+		if i := binBackground(r, plane, &packed, &nb, &off); i != -1 {
+			t.Fatalf("value %v at %d flagged", plane[i], i)
+		}
+		for _, p := range plane[:1024] {
+			bits := math.Float32bits(p)
+			k := r.bin32(bits)
+			n := int64(len(plane) / 1024)
+			wantN[k] += n
+			wantOff[k] += uint64(n) * uint64(bits&r.offsetMask)
+		}
+		if nb != wantN || off != wantOff {
+			t.Errorf("%d bins per octave: binned counts or offsets differ from a direct count", 1<<r.bits)
+		}
+		plane[packedPixels+3] = float32(math.NaN())
+		if i := binBackground(r, plane, &packed, &nb, &off); i != packedPixels+3 {
+			t.Errorf("NaN at %d reported at %d", packedPixels+3, i)
+		}
 	}
 }
 
@@ -641,5 +642,12 @@ func TestCheckProbabilities(t *testing.T) {
 		if err != nil && !errors.Is(err, ErrBadInput) {
 			t.Errorf("%s: %v is not a bad input error", tt.name, err)
 		}
+	}
+}
+
+// The first pass's constants must describe the same bins as its resolution.
+func TestPerImageConstants(t *testing.T) {
+	if perImage.bits != perImageBits || perImage.base32 != perImageBase32 || perImage.last != perImageLast || perImage.offsetMask != perImageMask {
+		t.Errorf("perImage %+v disagrees with its constants", perImage)
 	}
 }

@@ -33,12 +33,12 @@ type Evaluator struct {
 	// Fine histogram of one class: background counts and offset sums (in
 	// units of the bin's ulp), foreground counts and sums of error minus the
 	// bin's low edge.
-	packed *[fineSlots]uint64
-	nb     *[fineSlots]int64
-	off    *[fineSlots]uint64
-	nf     *[fineSlots]int64
-	sf     *[fineSlots]float64
-	sb     []float64
+	packed *[maxSlots]uint64
+	nb     *[maxSlots]int64
+	off    *[maxSlots]uint64
+	nf     *[maxSlots]int64
+	sf     *[maxSlots]float64
+	sb     *[maxSlots]float64
 
 	pairs    []errorPair
 	perClass []float64
@@ -52,12 +52,12 @@ type Evaluator struct {
 // NewEvaluator returns an Evaluator with empty buffers.
 func NewEvaluator() *Evaluator {
 	return &Evaluator{
-		packed: new([fineSlots]uint64),
-		nb:     new([fineSlots]int64),
-		off:    new([fineSlots]uint64),
-		nf:     new([fineSlots]int64),
-		sf:     new([fineSlots]float64),
-		sb:     make([]float64, fineBins),
+		packed: new([maxSlots]uint64),
+		nb:     new([maxSlots]int64),
+		off:    new([maxSlots]uint64),
+		nf:     new([maxSlots]int64),
+		sf:     new([maxSlots]float64),
+		sb:     new([maxSlots]float64),
 	}
 }
 
@@ -190,30 +190,28 @@ func (ev *Evaluator) selectClasses(classes int, set ClassSet) {
 
 // classLoss returns the loss of class c, the bound on its error, and adds the
 // class's errors to hist when it is not nil.
+//
+// It bins the errors at the per-image resolution first. When the bound is
+// wider than the tolerance, which happens with quantized inputs (float16
+// probabilities put several distinct values in one bin), it bins them again
+// four times finer, where each float16 value has a bin of its own; only if
+// that is still too wide does it sort.
 func (ev *Evaluator) classLoss(plane []float32, labels []int32, c, width int, opt Options, hist *Histogram) (loss, bound float64, err error) {
 	fg := ev.pixels[ev.start[c]:ev.start[c+1]]
 	ignored := ev.pixels[ev.start[len(ev.start)-2]:]
 	g := int64(len(fg))
 	n := int64(ev.start[len(ev.start)-2])
 
-	clear(ev.nb[:])
-	clear(ev.off[:])
-	clear(ev.nf[:])
-	clear(ev.sf[:])
-	if i := binBackground(plane, ev.packed, ev.nb, ev.off); i >= 0 {
+	if i := ev.bin(perImage, plane, fg, ignored); i >= 0 {
 		return 0, 0, badInput("probability %v of class %d at pixel %s is not in [-1.5, 1.5]", plane[i], c, pixelAt(i, width))
-	}
-	unbin(plane, ignored, ev.nb, ev.off)
-	moveToForeground(plane, fg, ev.nb, ev.off, ev.nf, ev.sf)
-	for k := 1; k < fineBins; k++ {
-		ev.sb[k] = float64(ev.off[k]) * fineULP[k]
 	}
 	maxErr := math.NaN()
 	if g == 0 && n > 0 {
 		maxErr = ev.maxBackgroundError(plane, labels, len(ignored) > 0, opt)
 	}
+	bins := perImage.layout.bins()
 	if hist != nil {
-		hist.addFine(c, ev.nf[:fineBins], ev.nb[:fineBins], ev.sf[:fineBins], ev.sb, maxErr)
+		hist.addFine(c, ev.nf[:bins], ev.nb[:bins], ev.sf[:bins], ev.sb[:bins], maxErr)
 	}
 	if n == 0 {
 		return 0, 0, nil
@@ -222,15 +220,43 @@ func (ev *Evaluator) classLoss(plane []float32, labels []int32, c, width int, op
 		// Every pixel is background: J = 1 from the first pixel on.
 		return maxErr, 0, nil
 	}
-	loss, bound = walk(fine, g, n, ev.nf[:fineBins], ev.nb[:fineBins], ev.sf[:fineBins], ev.sb)
-	if bound > opt.tolerance() {
-		return ev.exactClassLoss(plane, labels, c, opt), 0, nil
+	tol := opt.tolerance()
+	for _, r := range []*resolution{perImage, refined} {
+		if r != perImage {
+			ev.bin(r, plane, fg, ignored)
+		}
+		bins := r.layout.bins()
+		loss, bound = walk(r.layout, g, n, ev.nf[:bins], ev.nb[:bins], ev.sf[:bins], ev.sb[:bins])
+		if bound <= tol {
+			return loss, bound, nil
+		}
 	}
-	return loss, bound, nil
+	return ev.exactClassLoss(plane, labels, c, opt), 0, nil
+}
+
+// bin fills the Evaluator's bins with one class's errors at resolution r:
+// plane's pixels but the ignored ones, those in fg as foreground. It returns
+// the index of a value whose magnitude exceeds 1.5, or -1.
+func (ev *Evaluator) bin(r *resolution, plane []float32, fg, ignored []int32) int {
+	slots := r.last + 1
+	clear(ev.nb[:slots])
+	clear(ev.off[:slots])
+	clear(ev.nf[:slots])
+	clear(ev.sf[:slots])
+	if i := binBackground(r, plane, ev.packed, ev.nb, ev.off); i >= 0 {
+		return i
+	}
+	unbin(r, plane, ignored, ev.nb, ev.off)
+	unbin(r, plane, fg, ev.nb, ev.off)
+	binForeground(r, plane, fg, ev.nf, ev.sf)
+	for k := 1; k < r.layout.bins(); k++ {
+		ev.sb[k] = float64(ev.off[k]) * r.ulp[k]
+	}
+	return -1
 }
 
 // binBackground counts every pixel of plane as background (error |p|) into
-// the fine bins. It returns the index of a value whose magnitude exceeds 1.5
+// the bins of r. It returns the index of a value whose magnitude exceeds 1.5
 // (NaN and infinities included), or -1.
 //
 // The hot loop updates one packed word per pixel, the count in the high bits
@@ -238,17 +264,18 @@ func (ev *Evaluator) classLoss(plane []float32, labels []int32, c, width int, op
 // traffic. Chunks of at most packedPixels keep both parts from overflowing.
 // Values are range-checked afterwards from the bins they fell in, which keeps
 // the loop free of comparisons.
-func binBackground(plane []float32, packed *[fineSlots]uint64, nb *[fineSlots]int64, off *[fineSlots]uint64) int {
+func binBackground(r *resolution, plane []float32, packed *[maxSlots]uint64, nb *[maxSlots]int64, off *[maxSlots]uint64) int {
+	slots := r.last + 1
 	for start := 0; start < len(plane); start += packedPixels {
-		clear(packed[:])
-		binPacked(plane[start:min(start+packedPixels, len(plane))], packed)
-		for k, w := range packed {
+		clear(packed[:slots])
+		binPacked(r, plane[start:min(start+packedPixels, len(plane))], packed)
+		for k, w := range packed[:slots] {
 			nb[k] += int64(w >> packedCountShift)
 			off[k] += w & (1<<packedCountShift - 1)
 		}
 	}
 	bad := false
-	for _, n := range nb[maxProbBin+1:] {
+	for _, n := range nb[r.maxProbBin()+1 : slots] {
 		bad = bad || n != 0
 	}
 	if !bad {
@@ -268,33 +295,62 @@ const (
 )
 
 // binPacked is binBackground's inner loop, kept small so that its counters
-// stay in registers.
-func binPacked(plane []float32, packed *[fineSlots]uint64) {
+// stay in registers. The first pass, which every class of every image takes,
+// has a copy with constant shifts and bounds: with variable ones the compiler
+// adds a shift-range check and turns the clamp into a branch, 40% slower.
+func binPacked(r *resolution, plane []float32, packed *[maxSlots]uint64) {
+	if r == perImage {
+		binPackedPerImage(plane, packed)
+		return
+	}
+	shift, base, last, mask := (23-r.bits)&31, r.base32, r.last, r.offsetMask
 	for _, p := range plane {
 		abs := math.Float32bits(p) &^ (1 << 31)
-		packed[fineBin32(abs)] += 1<<packedCountShift | uint64(abs&offsetMask32)
+		k := int(abs>>shift) - base
+		k &^= k >> 63
+		packed[min(k, last)&(maxSlots-1)] += 1<<packedCountShift | uint64(abs&mask)
+	}
+}
+
+// The per-image resolution's constants, for binPackedPerImage.
+const (
+	perImageBits   = 8
+	perImageShift  = 23 - perImageBits
+	perImageBase32 = (127+minExp)<<perImageBits - 1
+	perImageLast   = octaves<<perImageBits + 1
+	perImageMask   = 1<<perImageShift - 1
+)
+
+func binPackedPerImage(plane []float32, packed *[maxSlots]uint64) {
+	for _, p := range plane {
+		abs := math.Float32bits(p) &^ (1 << 31)
+		k := int(abs>>perImageShift) - perImageBase32
+		k &^= k >> 63
+		packed[min(k, perImageLast)&(maxSlots-1)] += 1<<packedCountShift | uint64(abs&perImageMask)
 	}
 }
 
 // unbin removes the given pixels from the background bins.
-func unbin(plane []float32, pixels []int32, nb *[fineSlots]int64, off *[fineSlots]uint64) {
+func unbin(r *resolution, plane []float32, pixels []int32, nb *[maxSlots]int64, off *[maxSlots]uint64) {
 	for _, i := range pixels {
 		abs := math.Float32bits(plane[i]) &^ (1 << 31)
-		k := fineBin32(abs)
+		k := r.bin32(abs)
 		nb[k]--
-		off[k] -= uint64(abs & offsetMask32)
+		off[k] -= uint64(abs & r.offsetMask)
 	}
 }
 
-// moveToForeground moves the class's own pixels from the background bins to
-// the foreground bins, where their error is |1-p|, exact in float64.
-func moveToForeground(plane []float32, fg []int32, nb *[fineSlots]int64, off *[fineSlots]uint64, nf *[fineSlots]int64, sf *[fineSlots]float64) {
-	unbin(plane, fg, nb, off)
+// binForeground bins the class's own pixels as foreground, where their error
+// is |1-p|, exact in float64.
+func binForeground(r *resolution, plane []float32, fg []int32, nf *[maxSlots]int64, sf *[maxSlots]float64) {
+	lo := r.layout.lo
 	for _, i := range fg {
 		e := math.Abs(1 - float64(plane[i]))
-		k := fineBin64(e)
+		k := r.bin64(e)
 		nf[k]++
-		sf[k] += e - fine.lo[k]
+		if k < len(lo) {
+			sf[k] += e - lo[k]
+		}
 	}
 }
 
