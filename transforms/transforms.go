@@ -245,6 +245,7 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 			continue
 		}
 		res, err := f.evaluateSample(smp, sh.Path, decode)
+		samples.Release(smp) // decoded: its bytes can hold the next sample
 		if err != nil {
 			if err := reject(smp.Key, err); err != nil {
 				return counted.n, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -59,6 +60,7 @@ type Reader struct {
 	pending *member         // first member of the next sample, already read
 	seen    map[string]bool // keys of the samples started so far
 	err     error           // sticky: returned by every call after the first
+	free    [][]byte        // released member buffers, for reuse
 }
 
 // member is one regular file of the archive, read into memory.
@@ -173,7 +175,7 @@ func (r *Reader) nextMember() (*member, error) {
 		if hdr.Size > r.lim.MaxMemberBytes {
 			return nil, r.errorf(hdr.Name, "size %d bytes exceeds the limit of %d", hdr.Size, r.lim.MaxMemberBytes)
 		}
-		data := make([]byte, hdr.Size)
+		data := r.buffer(hdr.Size)
 		if n, err := io.ReadFull(r.tr, data); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -182,6 +184,34 @@ func (r *Reader) nextMember() (*member, error) {
 		}
 		return &member{name: hdr.Name, key: key, field: field, data: data, offset: offset}, nil
 	}
+}
+
+// Release hands the field buffers of a sample the caller is done with back
+// to the Reader, which reads later members into them: a shard of 80 MB
+// samples then costs a few buffers, not a new 80 MB per sample for the
+// garbage collector to catch up with. The sample must not be used after.
+func (r *Reader) Release(s *Sample) {
+	for f, data := range s.Fields {
+		r.free = append(r.free, data[:0])
+		delete(s.Fields, f)
+	}
+}
+
+// buffer returns a buffer of n bytes: the smallest released one that is
+// large enough, or a new one.
+func (r *Reader) buffer(n int64) []byte {
+	best := -1
+	for i, b := range r.free {
+		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(r.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return make([]byte, n)
+	}
+	b := r.free[best]
+	r.free = slices.Delete(r.free, best, best+1)
+	return b[:n]
 }
 
 // isSparse reports whether hdr describes a GNU sparse file, in either the old

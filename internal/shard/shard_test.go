@@ -338,3 +338,40 @@ func asSparse(archive []byte, _ []int64) []byte {
 	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
 	return b
 }
+
+// Released buffers are reused for later members, and what they hold then is
+// the later member's data.
+func TestReleaseReusesBuffers(t *testing.T) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := range 4 {
+		for _, m := range []struct {
+			field string
+			size  int
+		}{{"probs.npy", 4096}, {"json", 10}} {
+			data := bytes.Repeat([]byte{byte(i)}, m.size)
+			if err := tw.WriteHeader(&tar.Header{Name: fmt.Sprintf("k%d.%s", i, m.field), Mode: 0o644, Size: int64(len(data))}); err != nil {
+				t.Fatal(err)
+			}
+			tw.Write(data)
+		}
+	}
+	tw.Close()
+	r := NewReader(&buf, "mem.tar", Limits{MaxMemberBytes: 1 << 20})
+	seen := map[*byte]bool{}
+	for i := range 4 {
+		s, err := r.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		probs := s.Fields["probs.npy"]
+		if len(probs) != 4096 || probs[0] != byte(i) || probs[4095] != byte(i) || len(s.Fields["json"]) != 10 {
+			t.Fatalf("sample %d holds the wrong data", i)
+		}
+		seen[&probs[0]] = true
+		r.Release(s)
+	}
+	if len(seen) > 2 {
+		t.Errorf("%d distinct probability buffers for 4 samples: released buffers were not reused", len(seen))
+	}
+}
