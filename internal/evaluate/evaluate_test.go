@@ -194,3 +194,39 @@ func TestAccumulatorSize(t *testing.T) {
 		}
 	}
 }
+
+func TestLabelAndPredictionMaps(t *testing.T) {
+	// Raw labels 7 and 26 are Cityscapes' road and car: trainIds 0 and 13;
+	// 0 is unlabeled: ignored. The stored prediction uses the same ids.
+	labelMap := []byte(`{"0": 255, "7": 0, "26": 13, "255": 255}`)
+	labels := []int32{7, 26, 0, 26}
+	pred := []int32{7, 26, 26, 7}
+	opt := options()
+	opt.Classes, opt.LabelMap, opt.PredMap = 19, labelMap, labelMap
+	res, err := NewEvaluator(opt).Evaluate(&sample.Image{Key: "k", Height: 2, Width: 2, Labels: labels, Prediction: sample.ArgmaxMap, Pred: pred}, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Valid pixels: road/road, car/car, car/road -> 2 of 3 right.
+	if res.ValidPixels != 3 || math.Abs(res.PixelAccuracy-2.0/3) > 1e-15 {
+		t.Errorf("remapped result %+v", res)
+	}
+	// ADE20K: 0 is "other" (ignored), 1..N are classes 0..N-1.
+	opt = options()
+	opt.Classes, opt.ReduceZeroLabel = 3, true
+	res, err = NewEvaluator(opt).Evaluate(&sample.Image{Key: "k", Height: 1, Width: 4, Labels: []int32{0, 1, 2, 3},
+		Prediction: sample.ArgmaxMap, Pred: []int32{2, 0, 1, 2}}, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ValidPixels != 3 || res.PixelAccuracy != 1 {
+		t.Errorf("reduce_zero_label result %+v", res)
+	}
+	// A raw value the map does not cover is bad input, not a class.
+	opt = options()
+	opt.Classes, opt.LabelMap = 19, labelMap
+	_, err = NewEvaluator(opt).Evaluate(&sample.Image{Key: "k", Height: 1, Width: 1, Labels: []int32{8}, Prediction: sample.ArgmaxMap, Pred: []int32{0}}, "s")
+	if !IsBadInput(err) {
+		t.Errorf("unmapped label: %v", err)
+	}
+}
