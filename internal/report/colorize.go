@@ -21,15 +21,16 @@ var cityscapes = [19]color.NRGBA{
 	{0, 80, 100, 255}, {0, 0, 230, 255}, {119, 11, 32, 255},
 }
 
-// black paints ignored pixels and values that are not a class.
-var black = color.NRGBA{0, 0, 0, 255}
+// void paints ignored pixels and values that are not a class: PASCAL VOC's
+// color for its void label, unlike black, which is VOC's background class.
+var void = color.NRGBA{224, 224, 192, 255}
 
 // classColor returns the color of class c in a map of the given number of
 // classes: the Cityscapes colors when there are 19 classes, the PASCAL VOC
-// palette otherwise, and black for a value outside [0, classes).
+// palette otherwise, and void for a value outside [0, classes).
 func classColor(c int32, classes int) color.NRGBA {
 	if c < 0 || int64(c) >= int64(classes) {
-		return black
+		return void
 	}
 	if classes == len(cityscapes) {
 		return cityscapes[c]
@@ -55,7 +56,7 @@ func vocColor(c int32) color.NRGBA {
 // Colorize paints a class map (labels or predictions, height*width values in
 // row-major order) with a standard palette: the Cityscapes colors when
 // classes == 19, the PASCAL VOC palette otherwise. The ignore value and any
-// value outside [0, classes) are black. The image is downscaled (nearest
+// value outside [0, classes) are VOC's void color (224, 224, 192). The image is downscaled (nearest
 // neighbour, so that every pixel keeps a class color) until its longer side
 // is at most maxSide pixels, keeping the aspect ratio, and returned as PNG.
 func Colorize(classMap []int32, height, width, classes int, ignore int32, maxSide int) ([]byte, error) {
@@ -76,7 +77,7 @@ func Colorize(classMap []int32, height, width, classes int, ignore int32, maxSid
 		sy := (2*y + 1) * height / (2 * outH)
 		for x := range outW {
 			sx := (2*x + 1) * width / (2 * outW)
-			c := black
+			c := void
 			if v := classMap[sy*width+sx]; v != ignore {
 				c = classColor(v, classes)
 			}

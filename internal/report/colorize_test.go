@@ -42,12 +42,12 @@ func TestColorize(t *testing.T) {
 		height: 2, width: 3, classes: 19, ignore: 255, maxSide: 10,
 		wantW: 3, wantH: 2,
 		pixels: []pixel{
-			{0, 0, rgb(128, 64, 128)}, // road
-			{1, 0, rgb(70, 130, 180)}, // sky
-			{2, 0, rgb(0, 0, 142)},    // car
-			{0, 1, rgb(119, 11, 32)},  // bicycle
-			{1, 1, rgb(0, 0, 0)},      // ignore
-			{2, 1, rgb(0, 0, 0)},      // not a class
+			{0, 0, rgb(128, 64, 128)},  // road
+			{1, 0, rgb(70, 130, 180)},  // sky
+			{2, 0, rgb(0, 0, 142)},     // car
+			{0, 1, rgb(119, 11, 32)},   // bicycle
+			{1, 1, rgb(224, 224, 192)}, // ignore
+			{2, 1, rgb(224, 224, 192)}, // not a class
 		},
 	}, {
 		name:     "voc",
@@ -61,9 +61,9 @@ func TestColorize(t *testing.T) {
 			{0, 1, rgb(128, 128, 0)},   // bird
 			{1, 1, rgb(192, 128, 128)}, // person
 			{2, 1, rgb(0, 64, 128)},    // tv/monitor
-			{0, 2, rgb(0, 0, 0)},       // 21 is not a class
-			{1, 2, rgb(0, 0, 0)},       // nor is -1
-			{2, 2, rgb(0, 0, 0)},       // ignore
+			{0, 2, rgb(224, 224, 192)}, // 21 is not a class
+			{1, 2, rgb(224, 224, 192)}, // nor is -1
+			{2, 2, rgb(224, 224, 192)}, // ignore
 		},
 	}, {
 		name:     "voc palette beyond 21 classes",
@@ -73,7 +73,7 @@ func TestColorize(t *testing.T) {
 		pixels: []pixel{
 			{0, 0, rgb(0, 224, 128)}, // ADE20K-sized palettes go on the same way
 			{1, 0, rgb(224, 224, 192)},
-			{2, 0, rgb(0, 0, 0)}, // ignore 0
+			{2, 0, rgb(224, 224, 192)}, // ignore 0
 		},
 	}, {
 		// Left half road, right half sky, 40 x 100, to at most 10 pixels.
@@ -90,7 +90,7 @@ func TestColorize(t *testing.T) {
 		classMap: halves(90, 30, 13, 255),
 		height:   90, width: 30, classes: 19, ignore: 255, maxSide: 9,
 		wantW: 3, wantH: 9,
-		pixels: []pixel{{0, 0, rgb(0, 0, 142)}, {2, 8, rgb(0, 0, 0)}},
+		pixels: []pixel{{0, 0, rgb(0, 0, 142)}, {2, 8, rgb(224, 224, 192)}},
 	}, {
 		name:     "thin strip keeps a pixel",
 		classMap: make([]int32, 1000),
@@ -152,15 +152,15 @@ func TestColorizeErrors(t *testing.T) {
 	}
 }
 
-// TestClassColorsDistinct checks that the palettes tell classes apart (and
-// from ignored pixels, except VOC's background, which is black by design).
+// TestClassColorsDistinct checks that the palettes tell classes apart, and
+// from ignored pixels.
 func TestClassColorsDistinct(t *testing.T) {
 	for _, classes := range []int{2, 19, 21, 150, 256} {
-		seen := map[color.NRGBA]int32{black: -1}
+		seen := map[color.NRGBA]int32{void: -1}
 		for c := range int32(classes) {
 			col := classColor(c, classes)
-			if classes != 19 && c == 0 {
-				continue
+			if c == 255 {
+				continue // VOC's palette gives id 255, its void label, the void color
 			}
 			if prev, dup := seen[col]; dup {
 				t.Errorf("%d classes: classes %d and %d are both %v", classes, prev, c, col)
