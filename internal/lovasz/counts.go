@@ -81,29 +81,41 @@ func (ev *Evaluator) Argmax(scores []float32, classes, width int) ([]int32, erro
 	ev.arg = resize(ev.arg, p)
 	copy(ev.best, scores[:p])
 	clear(ev.arg)
+	nan := hasNaN(scores[:p])
 	for c := 1; c < classes; c++ {
-		argmaxInto(ev.best, ev.arg, scores[c*p:(c+1)*p], int32(c))
+		nan = argmaxInto(ev.best, ev.arg, scores[c*p:(c+1)*p], int32(c)) || nan
 	}
-	for i, v := range ev.best {
-		if v != v { // NaN never wins a comparison, so it survives only if it came first
-			return nil, badInput("score NaN of class 0 at pixel %s", pixelAt(i, width))
-		}
-	}
-	for i, v := range scores[p:] {
-		if v != v {
-			return nil, badInput("score NaN of class %d at pixel %s", 1+i/p, pixelAt(i%p, width))
+	if nan {
+		for i, v := range scores {
+			if v != v {
+				return nil, badInput("score NaN of class %d at pixel %s", i/p, pixelAt(i%p, width))
+			}
 		}
 	}
 	return ev.arg, nil
 }
 
-func argmaxInto(best []float32, arg []int32, plane []float32, c int32) {
+// argmaxInto updates the running argmax with class c's plane and reports
+// whether the plane holds a NaN, which never wins a comparison and so would
+// otherwise go unnoticed.
+func argmaxInto(best []float32, arg []int32, plane []float32, c int32) (nan bool) {
 	for i, x := range plane {
+		nan = nan || x != x
 		if x > best[i] {
 			best[i] = x
 			arg[i] = c
 		}
 	}
+	return nan
+}
+
+func hasNaN(plane []float32) bool {
+	for _, x := range plane {
+		if x != x {
+			return true
+		}
+	}
+	return false
 }
 
 // CountPredictions adds to dst the confusion of labels against a stored class

@@ -496,6 +496,11 @@ func TestCountArgmaxTiesAndIgnore(t *testing.T) {
 	if m.ValidPixels != 3 || math.Abs(m.PixelAccuracy-2.0/3) > 1e-15 {
 		t.Errorf("valid %d accuracy %v", m.ValidPixels, m.PixelAccuracy)
 	}
+	withNaN := append([]float32(nil), scores...)
+	withNaN[9] = float32(math.NaN()) // class 2, pixel 1
+	if err := NewEvaluator().CountArgmax(withNaN, labels, 2, 2, Options{}, NewCounts(3)); !errors.Is(err, ErrBadInput) {
+		t.Errorf("NaN score: %v", err)
+	}
 	// Class 2 is labeled once and never predicted: IoU 0, not undefined.
 	if m.Classes[2].IoU != 0 || m.Classes[2].Union != 1 {
 		t.Errorf("class 2: %+v", m.Classes[2])

@@ -205,8 +205,11 @@ func (ev *Evaluator) classLoss(plane []float32, labels []int32, c, width int, op
 	if i := ev.bin(perImage, plane, fg, ignored); i >= 0 {
 		return 0, 0, badInput("probability %v of class %d at pixel %s is not in [-1.5, 1.5]", plane[i], c, pixelAt(i, width))
 	}
+	// An absent class costs its largest error, under All or a list; under
+	// Present it never counts, here or in the dataset histogram, so the
+	// pass that finds the maximum is skipped.
 	maxErr := math.NaN()
-	if g == 0 && n > 0 {
+	if g == 0 && n > 0 && opt.Classes.Mode != Present {
 		maxErr = ev.maxBackgroundError(plane, labels, len(ignored) > 0, opt)
 	}
 	bins := perImage.layout.bins()
