@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 )
 
@@ -498,7 +499,7 @@ func TestCountArgmaxTiesAndIgnore(t *testing.T) {
 	}
 	withNaN := append([]float32(nil), scores...)
 	withNaN[9] = float32(math.NaN()) // class 2, pixel 1
-	if err := NewEvaluator().CountArgmax(withNaN, labels, 2, 2, Options{}, NewCounts(3)); !errors.Is(err, ErrBadInput) {
+	if err := NewEvaluator().CountArgmax(withNaN, labels, 2, 2, Options{Ignore: 255, HasIgnore: true}, NewCounts(3)); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "NaN") {
 		t.Errorf("NaN score: %v", err)
 	}
 	// Class 2 is labeled once and never predicted: IoU 0, not undefined.
