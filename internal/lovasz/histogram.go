@@ -29,8 +29,9 @@ type Histogram struct {
 	FgSum   []float64
 	BgSum   []float64
 	// MaxError[c] is the largest error of class c over images where it is
-	// absent: the loss of a class absent from the whole dataset under All.
-	// NaN until such an image was added.
+	// absent: the loss of a class absent from the whole dataset under All or
+	// a list. NaN until such an image was added under All or a list (under
+	// Present it is not needed and not computed).
 	MaxError []float64
 }
 

@@ -15,7 +15,8 @@
 // the errors per bin) rather than a sort. The loss depends only on the multiset
 // of (error, foreground) pairs, and within one bin the unknown order moves the
 // value by a computable amount; when that bound exceeds Options.Tolerance the
-// class is recomputed exactly by sorting. See histogram.go.
+// class is binned again four times finer, and only then sorted. See bins.go
+// and softmax.go; histogram.go holds the dataset-level histogram.
 package lovasz
 
 import (

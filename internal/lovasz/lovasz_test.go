@@ -585,15 +585,16 @@ func TestBinBackgroundAcrossPackedChunks(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a 64 MB plane")
 	}
-	plane := make([]float32, packedPixels+1024)
+	plane := make([]float32, 1<<24+1024) // more than one chunk
 	for i := range plane {
 		plane[i] = float32(i%1024) / 1024
 	}
+	const nanAt = packedPixels + 3 // in the second chunk
 	for _, r := range []*resolution{perImage, refined} {
 		var packed [maxSlots]uint64
 		var nb, wantN [maxSlots]int64
 		var off, wantOff [maxSlots]uint64
-		plane[packedPixels+3] = float32((packedPixels+3)%1024) / 1024
+		plane[nanAt] = float32(nanAt%1024) / 1024
 		if i := binBackground(r, plane, &packed, &nb, &off); i != -1 {
 			t.Fatalf("value %v at %d flagged", plane[i], i)
 		}
@@ -607,10 +608,27 @@ func TestBinBackgroundAcrossPackedChunks(t *testing.T) {
 		if nb != wantN || off != wantOff {
 			t.Errorf("%d bins per octave: binned counts or offsets differ from a direct count", 1<<r.bits)
 		}
-		plane[packedPixels+3] = float32(math.NaN())
-		if i := binBackground(r, plane, &packed, &nb, &off); i != packedPixels+3 {
-			t.Errorf("NaN at %d reported at %d", packedPixels+3, i)
+		plane[nanAt] = float32(math.NaN())
+		if i := binBackground(r, plane, &packed, &nb, &off); i != nanAt {
+			t.Errorf("NaN at %d reported at %d", nanAt, i)
 		}
+	}
+	// A constant plane puts every pixel of a chunk in one bin: the packed
+	// count must not wrap.
+	constant := make([]float32, 1<<24+5)
+	for i := range constant {
+		constant[i] = 0.25
+	}
+	var packed [maxSlots]uint64
+	var nb [maxSlots]int64
+	var off [maxSlots]uint64
+	binBackground(perImage, constant, &packed, &nb, &off)
+	if k := perImage.bin32(math.Float32bits(0.25)); nb[k] != int64(len(constant)) {
+		t.Errorf("constant plane: %d pixels counted, want %d", nb[k], len(constant))
+	}
+	// Values just above 1.5 share its bin and must still be refused.
+	if i := binBackground(perImage, []float32{0.5, 1.502}, &packed, &nb, &off); i != 1 {
+		t.Errorf("1.502 accepted (index %d)", i)
 	}
 }
 

@@ -277,8 +277,10 @@ func binBackground(r *resolution, plane []float32, packed *[maxSlots]uint64, nb 
 			off[k] += w & (1<<packedCountShift - 1)
 		}
 	}
+	// The bin of 1.5 also holds values a little above it: those are
+	// told apart by the exact check below.
 	bad := false
-	for _, n := range nb[r.maxProbBin()+1 : slots] {
+	for _, n := range nb[r.maxProbBin():slots] {
 		bad = bad || n != 0
 	}
 	if !bad {
@@ -293,8 +295,8 @@ func binBackground(r *resolution, plane []float32, packed *[maxSlots]uint64, nb 
 }
 
 const (
-	packedCountShift = 40      // offsets sum below 2^40: 2^24 pixels x 2^15
-	packedPixels     = 1 << 24 // counts fit the 24 high bits
+	packedCountShift = 40        // offsets sum below 2^40: 2^24 pixels x 2^15
+	packedPixels     = 1<<24 - 1 // counts, all in one bin at worst, fit the 24 high bits
 )
 
 // binPacked is binBackground's inner loop, kept small so that its counters
