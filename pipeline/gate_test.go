@@ -98,6 +98,18 @@ func TestGateFailsTheJobWhenAsked(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.Output, gate.NotBlessedFile)); err != nil {
 		t.Error(err)
 	}
+	// A later ungated run into the same prefix (--overwrite) must not leave
+	// the old verdict beside its own results.
+	cfg.Gate = transforms.GateSpec{}
+	cfg.RunID = "again"
+	if _, err := runPipeline(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, stale := range []string{gate.NotBlessedFile, gate.ValidationFile} {
+		if _, err := os.Stat(filepath.Join(cfg.Output, stale)); !os.IsNotExist(err) {
+			t.Errorf("%s of the earlier run survived: %v", stale, err)
+		}
+	}
 }
 
 func TestIncompatibleBaselineIsAnError(t *testing.T) {

@@ -132,6 +132,12 @@ func (c *Config) Validate() error {
 	if c.History.Prefix != "" && c.History.Model == "" {
 		errs = append(errs, errors.New("--history needs --model_name"))
 	}
+	if th := c.Gate.Thresholds; c.Gate.Baseline == "" && (th.MaxMIoUDrop != nil || th.MaxLossIncrease != nil || th.MaxClassIoUDrop != nil) {
+		errs = append(errs, errors.New("--max_miou_drop, --max_loss_increase and --max_class_iou_drop compare with a baseline: give --baseline"))
+	}
+	if _, err := lovasz.NewHistogram(1, e.BinsPerOctave); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Gate.FailJob && !c.Gate.Enabled() {
 		errs = append(errs, errors.New("--fail_job_on_regression needs a baseline or a threshold"))
 	}

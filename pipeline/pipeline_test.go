@@ -456,6 +456,11 @@ func TestConfigValidate(t *testing.T) {
 		}, "class 5"},
 		{"names", func(c *pipeline.Config) { c.Eval.Classes, c.ClassNames = 3, []string{"a"} }, "1 class names"},
 		{"binary classes", func(c *pipeline.Config) { c.Eval.Mode, c.Eval.Classes = evaluate.Binary, 3 }, "binary"},
+		{"histogram resolution", func(c *pipeline.Config) { c.Eval.BinsPerOctave = 3 }, "bins per octave"},
+		{"drop without a baseline", func(c *pipeline.Config) {
+			drop := 0.01
+			c.Gate.Thresholds.MaxMIoUDrop = &drop
+		}, "give --baseline"},
 	}
 	for _, tt := range tests {
 		cfg := config([]string{"x/*.tar"}, "out")

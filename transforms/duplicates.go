@@ -20,7 +20,7 @@ func init() {
 	beam.RegisterType(reflect.TypeOf((*rejectDuplicatesFn)(nil)).Elem())
 	beam.RegisterFunction(keysOf)
 	beam.RegisterFunction(shardsOf)
-	beam.RegisterFunction(firstKey)
+	beam.RegisterFunction(distinctKey)
 	beam.RegisterType(reflect.TypeOf((*dropImagesFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*dropPartialsFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*dropSlicesFn)(nil)).Elem())
@@ -53,7 +53,7 @@ func DropDuplicateKeys(s beam.Scope, cfg EvalConfig, ev Evaluated, shards beam.P
 	dups := beam.ParDo(s, &findDuplicatesFn{}, byKey)
 
 	dupKeys := beam.ParDo(s, keysOf, dups)
-	dupShards := beam.ParDo(s, firstKey, beam.GroupByKey(s, beam.ParDo(s, shardsOf, dups)))
+	dupShards := beam.ParDo(s, distinctKey, beam.GroupByKey(s, beam.ParDo(s, shardsOf, dups)))
 
 	images := beam.ParDo(s, &dropImagesFn{}, ev.Images, beam.SideInput{Input: dupKeys})
 	kept := beam.ParDo(s, &dropPartialsFn{}, ev.Partials, beam.SideInput{Input: dupShards})
@@ -102,7 +102,7 @@ func shardsOf(d DuplicateKey, emit func(string, int)) {
 	}
 }
 
-func firstKey(key string, _ func(*int) bool, emit func(string)) { emit(key) }
+func distinctKey(key string, _ func(*int) bool, emit func(string)) { emit(key) }
 
 // set reads a side input of strings into a set.
 func set(iter func(*string) bool) map[string]bool {
@@ -114,26 +114,37 @@ func set(iter func(*string) bool) map[string]bool {
 	return m
 }
 
-type dropImagesFn struct{}
+// dropImagesFn and the filters below read their side input into a set once
+// per DoFn instance: in the global window of a batch job it cannot change.
+type dropImagesFn struct{ dups map[string]bool }
 
-func (dropImagesFn) ProcessElement(r evaluate.Result, dupKeys func(*string) bool, emit func(evaluate.Result)) {
-	if !set(dupKeys)[r.Key] {
+func (f *dropImagesFn) ProcessElement(r evaluate.Result, dupKeys func(*string) bool, emit func(evaluate.Result)) {
+	if f.dups == nil {
+		f.dups = set(dupKeys)
+	}
+	if !f.dups[r.Key] {
 		emit(r)
 	}
 }
 
-type dropPartialsFn struct{}
+type dropPartialsFn struct{ dups map[string]bool }
 
-func (dropPartialsFn) ProcessElement(shard string, acc *evaluate.Accumulator, dupShards func(*string) bool, emit func(string, *evaluate.Accumulator)) {
-	if !set(dupShards)[shard] {
+func (f *dropPartialsFn) ProcessElement(shard string, acc *evaluate.Accumulator, dupShards func(*string) bool, emit func(string, *evaluate.Accumulator)) {
+	if f.dups == nil {
+		f.dups = set(dupShards)
+	}
+	if !f.dups[shard] {
 		emit(shard, acc)
 	}
 }
 
-type dropSlicesFn struct{}
+type dropSlicesFn struct{ dups map[string]bool }
 
-func (dropSlicesFn) ProcessElement(shard string, st SliceTally, dupShards func(*string) bool, emit func(string, SliceTally)) {
-	if !set(dupShards)[shard] {
+func (f *dropSlicesFn) ProcessElement(shard string, st SliceTally, dupShards func(*string) bool, emit func(string, SliceTally)) {
+	if f.dups == nil {
+		f.dups = set(dupShards)
+	}
+	if !f.dups[shard] {
 		emit(shard, st)
 	}
 }

@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"reflect"
@@ -68,6 +69,13 @@ type thumbnailFn struct {
 }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
+	if err := f.render(ctx, ref, emit); err != nil {
+		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
+	}
+	return nil
+}
+
+func (f *thumbnailFn) render(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
 	release, err := acquireSlot(ctx)
 	if err != nil {
 		return err
@@ -112,17 +120,14 @@ func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (*shard.Sa
 		return nil, err
 	}
 	defer r.Close()
-	samples := shard.NewReader(r, ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
-	for {
-		smp, err := samples.Next()
-		if err == io.EOF {
-			return nil, fmt.Errorf("thumbnail: sample %s is no longer in %s", ref.Key, ref.Shard)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if smp.Key == ref.Key {
-			return smp, nil
-		}
+	smp, err := shard.NewReader(r, ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes}).Next()
+	switch {
+	case err == io.EOF:
+		return nil, errors.New("the sample is no longer at its offset in the shard")
+	case err != nil:
+		return nil, err
+	case smp.Key != ref.Key:
+		return nil, fmt.Errorf("found sample %s at the sample's offset: the shard changed during the run", smp.Key)
 	}
+	return smp, nil
 }

@@ -228,6 +228,11 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 	for {
 		smp, err := samples.Next()
 		if err == io.EOF {
+			// Read past the archive's end blocks to the end of the
+			// object, so that the storage reader checks its checksum.
+			if _, err := io.Copy(io.Discard, counted); err != nil {
+				return counted.n, fmt.Errorf("read %s: %w", sh.Path, err)
+			}
 			break
 		}
 		if counted.err != nil {

@@ -81,7 +81,8 @@ func (h HistorySpec) Dir() string { return storage.Join(h.Prefix, h.Model) }
 //
 // Files are first written under a temporary prefix and moved into place:
 // readers that wait for _SUCCESS never see half a result, and a retried
-// bundle rewrites the same content. The stage runs once, on an impulse, with
+// bundle rewrites the same content (and records the run in the history
+// once). The stage runs once, on an impulse, with
 // everything else as side inputs, so that it also runs (and says zero
 // images) when the shards hold no sample.
 func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards, thumbnails beam.PCollection) {
@@ -179,6 +180,9 @@ func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
 		return err
 	}
 	files[results.RejectedFile] = rejectedJSONL
+	if err := clearPrevious(ctx, store, f.Spec.Path); err != nil {
+		return err
+	}
 	if err := commit(ctx, store, f.Spec, files); err != nil {
 		return err
 	}
@@ -328,8 +332,17 @@ func recordHistory(ctx context.Context, store *storage.Store, spec OutputSpec, m
 	if err != nil {
 		return err
 	}
-	if err := store.AppendLine(ctx, storage.Join(spec.History.Dir(), gate.HistoryFile), line); err != nil {
+	path := storage.Join(spec.History.Dir(), gate.HistoryFile)
+	recorded, err := store.ReadFile(ctx, path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	// A retried bundle (a failed gate fails the job after this point) must
+	// not record the run twice.
+	if !bytes.Contains(recorded, []byte(`"run_id":"`+m.RunID+`"`)) {
+		if err := store.AppendLine(ctx, path, line); err != nil {
+			return err
+		}
 	}
 	if !blessed {
 		return nil
@@ -345,6 +358,18 @@ func failedChecks(v *gate.Validation) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// clearPrevious removes what an earlier run into the same prefix (with
+// --overwrite) would leave misleading: its _SUCCESS first, so that readers
+// wait for this run, and its gate verdict, which this run may not replace.
+func clearPrevious(ctx context.Context, store *storage.Store, prefix string) error {
+	for _, name := range []string{results.SuccessFile, gate.ValidationFile, gate.BlessedFile, gate.NotBlessedFile} {
+		if err := store.Delete(ctx, storage.Join(prefix, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // commit writes files under a temporary prefix and moves them into place.

@@ -103,6 +103,12 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "segeval: run failed:", err)
+		if cfg.Gate.FailJob {
+			// The gate failed the job on purpose: still a regression.
+			if code := gateOutcome(ctx, store, cfg.Output, stdout); code == exitRegression {
+				return code
+			}
+		}
 		return exitFailed
 	}
 	data, err := store.ReadFile(ctx, storage.Join(cfg.Output, results.MetricsFile))
