@@ -112,8 +112,9 @@ type Policy struct {
 type Evaluated struct {
 	// Images holds an evaluate.Result per image evaluated.
 	Images beam.PCollection
-	// Partials holds one KV<string, *evaluate.Accumulator> per shard with
-	// evaluated images, keyed by the shard's path.
+	// Partials holds KV<string, *evaluate.Accumulator>: for tar shards one
+	// per shard with evaluated images, keyed by its path (paired inputs emit
+	// one per bundle).
 	Partials beam.PCollection
 	// Slices holds KV<string, SliceTally>: per shard (keyed by its path),
 	// one tally per slice of its images.

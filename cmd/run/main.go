@@ -1,5 +1,5 @@
-// Command run evaluates a segmentation model's predictions against labels
-// stored in tar shards: the Lovász-Softmax loss and mIoU, per class and per
+// Command run evaluates a segmentation model's predictions against labels,
+// stored in tar shards or as paired files: the Lovász-Softmax loss and mIoU, per class and per
 // image, on Apache Beam (prism embedded by default; Dataflow or Flink through
 // Beam's --runner flags).
 //

@@ -33,7 +33,8 @@ const (
 type Options struct {
 	Mode Mode
 	// Classes is the number of classes; 0 takes it from the first image's
-	// probabilities (and requires every image to agree).
+	// probabilities. Images of one shard must agree; shards that disagree
+	// fail when their accumulators merge.
 	Classes   int
 	ClassSet  lovasz.ClassSet
 	Ignore    int

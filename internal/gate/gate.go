@@ -51,8 +51,9 @@ type Check struct {
 type Validation struct {
 	RunID string `json:"run_id"`
 	OK    bool   `json:"ok"`
-	// MissingBaseline is true only for --baseline=latest when the model has
-	// no blessed run yet: then only floors apply.
+	// MissingBaseline is true when there is no baseline to compare with:
+	// --baseline=latest before the model's first blessed run, or a gate of
+	// floors only. Then only floors apply.
 	MissingBaseline bool    `json:"missing_baseline"`
 	Baseline        string  `json:"baseline,omitempty"` // path of the baseline metrics.json
 	BaselineRunID   string  `json:"baseline_run_id,omitempty"`
