@@ -261,9 +261,10 @@ func (f *shardEvaluator) evaluate(ctx context.Context, sh results.Shard, skip ma
 		emitImage(res)
 	}
 	f.flush(sh.Path, emitPartial, emitSlice)
-	// The decoder's buffers fit the largest image seen; an idle DoFn
-	// instance (runners keep several) must not hold on to them.
+	// The buffers fit the largest image seen; an idle DoFn instance
+	// (runners keep several) must not hold on to them.
 	f.dec = sample.Decoder{}
+	f.eval.Release()
 	return counted.n, nil
 }
 

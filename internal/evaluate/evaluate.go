@@ -123,6 +123,14 @@ func NewEvaluator(opt Options) *Evaluator {
 	return &Evaluator{opt: opt, ev: lovasz.NewEvaluator()}
 }
 
+// Release drops the buffers sized for the images seen so far (scratch of
+// the math, probabilities made from logits), so that an idle Evaluator holds
+// no image-sized memory; the next image allocates them again.
+func (e *Evaluator) Release() {
+	e.ev = lovasz.NewEvaluator()
+	e.probs, e.pred = nil, nil
+}
+
 // Take returns what has been accumulated since the last Take, for the whole
 // and by slice; the accumulator is nil when no image was evaluated.
 func (e *Evaluator) Take() (*Accumulator, map[string]*Tally) {
