@@ -10,14 +10,11 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/fsouza/fake-gcs-server/fakestorage"
 
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/storage"
@@ -162,28 +159,13 @@ func (c *cuttingWriter) Unwrap() http.ResponseWriter {
 // retry and resume its way to outputs identical to the fault-free run's.
 func TestGCSFaultsDoNotChangeResults(t *testing.T) {
 	d := writeDataset(t)
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "evals"})
+	srv := startFakeGCS(t)
 	proxy := startFaultProxy(t, srv.URL())
 
 	t.Setenv("STORAGE_EMULATOR_HOST", srv.URL())
 	upload := storage.New(storage.Options{})
 	defer upload.Close()
-	var shardBytes int64
-	for name, path := range d.shards {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := upload.WriteFile(t.Context(), "gs://evals/preds/"+name, data); err != nil {
-			t.Fatal(err)
-		}
-		shardBytes += int64(len(data))
-	}
+	shardBytes := d.upload(t, upload, "gs://evals/preds/")
 	cfg := func(output string) pipeline.Config {
 		c := config([]string{"gs://evals/preds/*.tar"}, output)
 		c.WorstK = 2 // thumbnails read the worst samples' shards again

@@ -109,6 +109,36 @@ func writeDataset(t *testing.T) dataset {
 	return d
 }
 
+// startFakeGCS starts a real GCS JSON API in process, with a bucket
+// "evals", stopped when the test ends.
+func startFakeGCS(t *testing.T) *fakestorage.Server {
+	t.Helper()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "evals"})
+	return srv
+}
+
+// upload copies the dataset's shards under prefix and returns their bytes.
+func (d *dataset) upload(t *testing.T, store *storage.Store, prefix string) int64 {
+	t.Helper()
+	var n int64
+	for name, path := range d.shards {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.WriteFile(t.Context(), prefix+name, data); err != nil {
+			t.Fatal(err)
+		}
+		n += int64(len(data))
+	}
+	return n
+}
+
 func (d *dataset) add(t *testing.T, sw *synth.ShardWriter, im synth.Image) {
 	t.Helper()
 	if err := sw.Write(im); err != nil {
@@ -347,25 +377,11 @@ func TestRunMatchesDirectEvaluation(t *testing.T) {
 // outputs must agree.
 func TestGCSMatchesLocal(t *testing.T) {
 	d := writeDataset(t)
-	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: "evals"})
+	srv := startFakeGCS(t)
 	t.Setenv("STORAGE_EMULATOR_HOST", srv.URL())
 	store := storage.New(storage.Options{})
 	defer store.Close()
-	ctx := context.Background()
-	for name, path := range d.shards {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := store.WriteFile(ctx, "gs://evals/preds/night-1/"+name, data); err != nil {
-			t.Fatal(err)
-		}
-	}
+	d.upload(t, store, "gs://evals/preds/night-1/")
 
 	localOut := filepath.Join(t.TempDir(), "out")
 	if _, err := runPipeline(t, config([]string{filepath.Join(d.dir, "*.tar")}, localOut)); err != nil {
