@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"io"
 	"log"
 	"net/http"
@@ -11,11 +10,11 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/segeval/segeval/internal/httpfault"
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/storage"
 	"github.com/segeval/segeval/pipeline"
@@ -84,7 +83,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case fail:
 		http.Error(w, "injected fault", http.StatusServiceUnavailable)
 	case cut:
-		p.proxy.ServeHTTP(&cuttingWriter{ResponseWriter: w, limit: -1, onCut: p.countCut}, r)
+		p.proxy.ServeHTTP(httpfault.CutHalf(w, p.countCut), r)
 	default:
 		p.proxy.ServeHTTP(w, r)
 	}
@@ -108,49 +107,6 @@ func (p *faultProxy) disable() faultCounts {
 	defer p.mu.Unlock()
 	p.enabled = false
 	return faultCounts{p.requests, p.downloads, p.failed, p.cut}
-}
-
-// errCut is what cuttingWriter reports to the proxy once it has dropped the
-// connection, which makes the proxy abort the response.
-var errCut = errors.New("connection cut by fault injection")
-
-// cuttingWriter passes a successful response through until half of its
-// declared Content-Length is written, then flushes that half to the client
-// and closes the connection under it.
-type cuttingWriter struct {
-	http.ResponseWriter
-	limit   int64 // bytes to let through; -1 for no limit
-	written int64
-	onCut   func()
-}
-
-func (c *cuttingWriter) WriteHeader(code int) {
-	if n, err := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64); err == nil && n > 0 && code/100 == 2 {
-		c.limit = n / 2
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *cuttingWriter) Write(b []byte) (int, error) {
-	if c.limit < 0 || c.written+int64(len(b)) <= c.limit {
-		n, err := c.ResponseWriter.Write(b)
-		c.written += int64(n)
-		return n, err
-	}
-	n, _ := c.ResponseWriter.Write(b[:c.limit-c.written])
-	c.written += int64(n)
-	rc := http.NewResponseController(c.ResponseWriter)
-	rc.Flush()
-	if conn, _, err := rc.Hijack(); err == nil {
-		conn.Close()
-		c.onCut()
-	}
-	return n, errCut
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (c *cuttingWriter) Unwrap() http.ResponseWriter {
-	return c.ResponseWriter
 }
 
 // TestGCSFaultsDoNotChangeResults runs the same gs:// shards into a gs://

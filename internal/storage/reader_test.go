@@ -11,13 +11,14 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	gcs "cloud.google.com/go/storage"
 	"github.com/fsouza/fake-gcs-server/fakestorage"
+
+	"github.com/segeval/segeval/internal/httpfault"
 )
 
 // fault is what faultProxy does to one request.
@@ -87,7 +88,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case fail503:
 		http.Error(w, "injected fault", http.StatusServiceUnavailable)
 	case cutHalf:
-		p.proxy.ServeHTTP(&cuttingWriter{ResponseWriter: w, limit: -1, onCut: p.onCut}, r)
+		p.proxy.ServeHTTP(httpfault.CutHalf(w, p.onCut), r)
 	default:
 		p.proxy.ServeHTTP(w, r)
 	}
@@ -98,53 +99,6 @@ func (p *faultProxy) injectedFaults() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.injected
-}
-
-// errCut is what cuttingWriter reports to the proxy once it has dropped the
-// connection, which makes the proxy abort the response.
-var errCut = errors.New("connection cut by fault injection")
-
-// cuttingWriter passes a successful response through until half of its
-// declared Content-Length is written, then flushes that half to the client
-// and closes the connection under it.
-type cuttingWriter struct {
-	http.ResponseWriter
-	limit   int64 // bytes to let through; -1 for no limit
-	written int64
-	onCut   func()
-}
-
-func (c *cuttingWriter) WriteHeader(code int) {
-	if length, err := strconv.ParseInt(c.Header().Get("Content-Length"), 10, 64); err == nil && code/100 == 2 {
-		c.limit = length / 2
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *cuttingWriter) Write(b []byte) (int, error) {
-	if c.limit < 0 || c.written+int64(len(b)) <= c.limit {
-		n, err := c.ResponseWriter.Write(b)
-		c.written += int64(n)
-		return n, err
-	}
-	n, _ := c.ResponseWriter.Write(b[:c.limit-c.written])
-	c.written += int64(n)
-	rc := http.NewResponseController(c.ResponseWriter)
-	rc.Flush()
-	// Run the hook while the client still waits for the rest of the body,
-	// so that its retry cannot overtake the hook.
-	if c.onCut != nil {
-		c.onCut()
-	}
-	if conn, _, err := rc.Hijack(); err == nil {
-		conn.Close()
-	}
-	return n, errCut
-}
-
-// Unwrap lets http.ResponseController reach the server's writer.
-func (c *cuttingWriter) Unwrap() http.ResponseWriter {
-	return c.ResponseWriter
 }
 
 // putRandomObject stores size pseudo-random bytes as object name directly
