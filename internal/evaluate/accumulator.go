@@ -96,7 +96,10 @@ func (t *Tally) Merge(o *Tally) error {
 //
 // Its size at the default resolution and 200 replicates: about 0.6 MB at
 // C=19 and 5 MB at C=150 (histogram 4.0 MB, confusion 0.18 MB, replicates
-// 0.72 MB).
+// 0.72 MB). MarshalBinary, for shuffling, skips the zeros: 0.15 MB at C=19
+// after one 512x512 image, 0.64 MB at C=150 after one 64x64 image and
+// 1.2 MB after 16 (TestAccumulatorEncodedSize); it nears the dense size as
+// images fill the histogram's bins and the replicates' classes.
 type Accumulator struct {
 	Tally     Tally
 	Histogram *lovasz.Histogram
