@@ -10,4 +10,9 @@
 // reports malformed shards (a key that reappears after other keys, a field
 // given twice, a member over the size limit, a truncated or corrupt archive)
 // as [*Error] values naming the shard and member.
+//
+// To read samples out of order, [Index] lists the samples of a shard with
+// their byte spans from the tar headers alone, seeking over member data, and
+// a [SampleReader] reads one sample from its span; a defect of one sample is
+// then reported on its [Entry] rather than failing the whole shard.
 package shard

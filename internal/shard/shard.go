@@ -60,7 +60,7 @@ type Reader struct {
 	pending *member         // first member of the next sample, already read
 	seen    map[string]bool // keys of the samples started so far
 	err     error           // sticky: returned by every call after the first
-	free    [][]byte        // released member buffers, for reuse
+	bufs    buffers         // released member buffers, for reuse
 }
 
 // member is one regular file of the archive, read into memory.
@@ -175,7 +175,7 @@ func (r *Reader) nextMember() (*member, error) {
 		if hdr.Size > r.lim.MaxMemberBytes {
 			return nil, r.errorf(hdr.Name, "size %d bytes exceeds the limit of %d", hdr.Size, r.lim.MaxMemberBytes)
 		}
-		data := r.buffer(hdr.Size)
+		data := r.bufs.get(hdr.Size)
 		if n, err := io.ReadFull(r.tr, data); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -191,27 +191,37 @@ func (r *Reader) nextMember() (*member, error) {
 // samples then costs a few buffers, not a new 80 MB per sample for the
 // garbage collector to catch up with. The sample must not be used after.
 func (r *Reader) Release(s *Sample) {
+	r.bufs.release(s)
+}
+
+// buffers holds the field buffers of released samples for reuse.
+type buffers struct {
+	free [][]byte
+}
+
+// release takes the field buffers of s, leaving it without fields.
+func (b *buffers) release(s *Sample) {
 	for f, data := range s.Fields {
-		r.free = append(r.free, data[:0])
+		b.free = append(b.free, data[:0])
 		delete(s.Fields, f)
 	}
 }
 
-// buffer returns a buffer of n bytes: the smallest released one that is
-// large enough, or a new one.
-func (r *Reader) buffer(n int64) []byte {
+// get returns a buffer of n bytes: the smallest released one that is large
+// enough, or a new one.
+func (b *buffers) get(n int64) []byte {
 	best := -1
-	for i, b := range r.free {
-		if int64(cap(b)) >= n && (best < 0 || cap(b) < cap(r.free[best])) {
+	for i, buf := range b.free {
+		if int64(cap(buf)) >= n && (best < 0 || cap(buf) < cap(b.free[best])) {
 			best = i
 		}
 	}
 	if best < 0 {
 		return make([]byte, n)
 	}
-	b := r.free[best]
-	r.free = slices.Delete(r.free, best, best+1)
-	return b[:n]
+	buf := b.free[best]
+	b.free = slices.Delete(b.free, best, best+1)
+	return buf[:n]
 }
 
 // isSparse reports whether hdr describes a GNU sparse file, in either the old

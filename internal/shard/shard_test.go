@@ -13,11 +13,14 @@ import (
 
 var testLimits = Limits{MaxMemberBytes: 1 << 20}
 
-// entry is one tar member to write; typeflag defaults to a regular file.
+// entry is one tar member to write; typeflag defaults to a regular file,
+// and format to the one archive/tar chooses.
 type entry struct {
 	name     string
 	body     string
 	typeflag byte
+	format   tar.Format
+	pax      map[string]string // PAX records, such as those of a global header
 }
 
 // buildTar writes entries with archive/tar and returns the archive and the
@@ -32,13 +35,15 @@ func buildTar(t testing.TB, entries ...entry) ([]byte, []int64) {
 			t.Fatal(err)
 		}
 		offsets[i] = int64(buf.Len())
-		hdr := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: e.typeflag}
+		hdr := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: e.typeflag, Format: e.format, PAXRecords: e.pax}
 		switch e.typeflag {
 		case 0:
 			hdr.Typeflag = tar.TypeReg
 		case tar.TypeDir, tar.TypeSymlink, tar.TypeLink:
 			hdr.Size = 0
 			hdr.Linkname = "target"
+		case tar.TypeXGlobalHeader:
+			hdr.Mode = 0 // archive/tar takes only a name and records
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			t.Fatal(err)

@@ -71,7 +71,7 @@ func (s *Store) openGCS(ctx context.Context, path string) (*gcsReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, gcsError(err))
 	}
-	return newGCSReader(ctx, path, obj, r, s.retry), nil
+	return newGCSReader(ctx, path, obj, r, -1, s.retry), nil
 }
 
 func (s *Store) readFileGCS(ctx context.Context, path string) ([]byte, error) {

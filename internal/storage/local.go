@@ -176,7 +176,7 @@ func walkFiles(root string, keep, descend func(path string) bool) ([]Object, err
 			return err
 		}
 		if info.Mode().IsRegular() {
-			objs = append(objs, Object{Path: path, Size: info.Size()})
+			objs = append(objs, Object{Path: path, Size: info.Size(), Generation: localGeneration(info)})
 		}
 		return nil
 	})

@@ -15,8 +15,8 @@ import (
 // castagnoli is the CRC-32C table Cloud Storage checksums use.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// gcsReader reads one Cloud Storage object and resumes the download when it
-// breaks.
+// gcsReader reads a byte range of one Cloud Storage object, or all of it,
+// and resumes the download when it breaks.
 //
 // The client already retries failed requests and reconnects broken
 // downloads on its own, but only within one retry budget; an outage longer
@@ -24,20 +24,25 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // object at the next undelivered byte, pinned to the generation it started
 // with, so a concurrent overwrite fails the read instead of splicing two
 // versions together. Since resumed ranges carry no checksum of their own,
-// it verifies the CRC-32C of the whole object at the end.
+// it verifies the CRC-32C of the whole object at the end of a read that
+// covers all of it.
 type gcsReader struct {
 	ctx  context.Context
 	path string
 	obj  *gcs.ObjectHandle // pinned to generation gen
 	gen  int64             // generation first read
 	r    *gcs.Reader       // nil after a failure, until reopened
+	// pinned is true when the caller chose the generation, as the one it
+	// matched: losing it then means ErrChanged.
+	pinned bool
 
 	// resumable is false when offsets cannot be resumed: the server
 	// decompresses the object on the fly, or did not name its generation.
 	// Such a reader passes errors through.
 	resumable bool
 	size      int64 // object size in bytes
-	off       int64 // bytes delivered to the caller
+	end       int64 // offset just past the last byte of the range read
+	off       int64 // offset of the next byte to deliver to the caller
 
 	wantCRC  uint32
 	checkCRC bool
@@ -51,9 +56,15 @@ type gcsReader struct {
 }
 
 // newGCSReader wraps r, the first reader of obj, for the Store's path.
-func newGCSReader(ctx context.Context, path string, obj *gcs.ObjectHandle, r *gcs.Reader, retry retryConfig) *gcsReader {
+// length is the number of bytes r was asked for, or -1 for the rest of the
+// object; a range must not end past the object's end (openRangeGCS checks).
+func newGCSReader(ctx context.Context, path string, obj *gcs.ObjectHandle, r *gcs.Reader, length int64, retry retryConfig) *gcsReader {
 	a := r.Attrs
 	resumable := a.Generation != 0 && !a.Decompressed
+	end := a.Size
+	if length >= 0 {
+		end = a.StartOffset + length
+	}
 	return &gcsReader{
 		ctx:       ctx,
 		path:      path,
@@ -62,11 +73,12 @@ func newGCSReader(ctx context.Context, path string, obj *gcs.ObjectHandle, r *gc
 		r:         r,
 		resumable: resumable,
 		size:      a.Size,
+		end:       end,
 		off:       a.StartOffset,
 		wantCRC:   a.CRC32C,
-		// The object's checksum covers it whole: a read that starts
-		// further in cannot be checked against it.
-		checkCRC:   resumable && a.CRC32C != 0 && a.StartOffset == 0,
+		// The object's checksum covers it whole: a read of only part
+		// of it cannot be checked against it.
+		checkCRC:   resumable && a.CRC32C != 0 && a.StartOffset == 0 && end == a.Size,
 		backoff:    retry.backoff,
 		maxReopens: retry.reopens,
 	}
@@ -82,7 +94,7 @@ func (g *gcsReader) Read(p []byte) (int, error) {
 	}
 	for {
 		if g.r == nil {
-			if g.off == g.size {
+			if g.off == g.end {
 				// The break came after the last byte; there is
 				// nothing left to ask for.
 				return 0, g.finish()
@@ -106,10 +118,10 @@ func (g *gcsReader) Read(p []byte) (int, error) {
 				err = g.err
 			}
 			return n, err
-		case err == io.EOF && g.off == g.size:
+		case err == io.EOF && g.off == g.end:
 			return n, g.finish()
 		case err == io.EOF:
-			err = fmt.Errorf("object ended after %d of %d bytes: %w", g.off, g.size, io.ErrUnexpectedEOF)
+			err = fmt.Errorf("download ended at offset %d, before %d: %w", g.off, g.end, io.ErrUnexpectedEOF)
 		}
 		g.r.Close()
 		g.r = nil
@@ -124,8 +136,8 @@ func (g *gcsReader) Read(p []byte) (int, error) {
 	}
 }
 
-// finish ends a read that delivered all size bytes, checking the content
-// against the object's checksum.
+// finish ends a read that delivered its whole range, checking the content
+// against the object's checksum when the range is the whole object.
 func (g *gcsReader) finish() error {
 	g.err = io.EOF
 	if g.checkCRC && g.crc != g.wantCRC {
@@ -134,9 +146,9 @@ func (g *gcsReader) finish() error {
 	return g.err
 }
 
-// reopen starts a new download at offset g.off, after a pause that grows
-// with each reopen, until one succeeds, an error is not transient, or the
-// reopens are used up.
+// reopen starts a new download of the rest of the range at offset g.off,
+// after a pause that grows with each reopen, until one succeeds, an error
+// is not transient, or the reopens are used up.
 func (g *gcsReader) reopen() error {
 	for {
 		if g.reopens == g.maxReopens {
@@ -146,7 +158,7 @@ func (g *gcsReader) reopen() error {
 			return fmt.Errorf("read %s: %w", g.path, err)
 		}
 		g.reopens++
-		r, err := g.obj.NewRangeReader(g.ctx, g.off, -1)
+		r, err := g.obj.NewRangeReader(g.ctx, g.off, g.end-g.off)
 		if err == nil {
 			g.r = r
 			return nil
@@ -169,6 +181,9 @@ func (g *gcsReader) fail(err error) error {
 		// The object existed at Open, so its pinned generation was
 		// replaced or deleted while being read. That is not a missing
 		// file, so it is deliberately not mapped to fs.ErrNotExist.
+		if g.pinned {
+			return fmt.Errorf("read %s: generation %d is gone: %w (%w)", g.path, g.gen, ErrChanged, err)
+		}
 		return fmt.Errorf("read %s: generation %d was replaced or deleted during the read: %w", g.path, g.gen, err)
 	}
 	return fmt.Errorf("read %s at offset %d: %w", g.path, g.off, gcsError(err))

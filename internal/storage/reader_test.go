@@ -46,6 +46,7 @@ type faultProxy struct {
 	api          []fault
 	injected     int      // faults injected so far
 	userProjects []string // the userProject parameter of every request
+	mediaGets    int      // media downloads requested so far
 }
 
 func startFaultProxy(t *testing.T, backendURL string, downloads, api []fault) *faultProxy {
@@ -74,6 +75,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	script := &p.api
 	if r.URL.Query().Get("alt") == "media" {
 		script = &p.downloads
+		p.mediaGets++
 	}
 	f := pass
 	if len(*script) > 0 {
@@ -101,16 +103,29 @@ func (p *faultProxy) injectedFaults() int {
 	return p.injected
 }
 
+// downloadsRequested returns the number of media downloads requested so far.
+func (p *faultProxy) downloadsRequested() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mediaGets
+}
+
 // putRandomObject stores size pseudo-random bytes as object name directly
 // in the fake server and returns them.
 func putRandomObject(srv *fakestorage.Server, name string, size int, seed uint64) []byte {
-	data := make([]byte, size)
-	rng := rand.NewChaCha8([32]byte{byte(seed)})
-	rng.Read(data)
+	data := randomBytes(size, seed)
 	srv.CreateObject(fakestorage.Object{
 		ObjectAttrs: fakestorage.ObjectAttrs{BucketName: testBucket, Name: name},
 		Content:     data,
 	})
+	return data
+}
+
+// randomBytes returns size pseudo-random bytes, the same for the same seed.
+func randomBytes(size int, seed uint64) []byte {
+	data := make([]byte, size)
+	rng := rand.NewChaCha8([32]byte{byte(seed)})
+	rng.Read(data)
 	return data
 }
 

@@ -18,6 +18,11 @@
 // Reads from Cloud Storage survive transient failures: requests are retried
 // with exponential backoff, and a download that breaks mid-stream is resumed
 // from the last delivered byte of the same object generation.
+//
+// OpenRange and OpenSeeker read parts of the version of a file or object
+// that Match or List saw (its Generation), and fail with ErrChanged when it
+// has been rewritten since, so that byte offsets planned from one version
+// are never applied to another.
 package storage
 
 import (
@@ -144,8 +149,12 @@ type Object struct {
 	Path string
 	// Size is the length of the content in bytes.
 	Size int64
-	// Generation identifies the version of a Cloud Storage object; it is 0
-	// for local files.
+	// Generation identifies the version of the content, for reads pinned
+	// to it (OpenRange, OpenSeeker). For a Cloud Storage object it is the
+	// object's generation. For a local file it is the modification time in
+	// Unix nanoseconds, which changes when the file is rewritten; a rewrite
+	// within the file system's timestamp granularity (a few milliseconds on
+	// Linux) can go unnoticed unless it also changes the size.
 	Generation int64
 }
 
@@ -219,7 +228,7 @@ func (s *Store) OpenAt(ctx context.Context, path string, offset int64) (io.ReadC
 		if err != nil {
 			return nil, fmt.Errorf("open %s at %d: %w", path, offset, gcsError(err))
 		}
-		return newGCSReader(ctx, path, obj, r, s.retry), nil
+		return newGCSReader(ctx, path, obj, r, -1, s.retry), nil
 	}
 	f, err := os.Open(path)
 	if err != nil {

@@ -325,8 +325,17 @@ func TestRoundTrip(t *testing.T) {
 			if len(objs) != 1 || objs[0].Path != file || objs[0].Size != int64(len(second)) {
 				t.Fatalf("List = %+v, want only %s with size %d", objs, file, len(second))
 			}
-			if gen := objs[0].Generation; IsGCS(file) != (gen != 0) {
-				t.Errorf("Generation = %d; want non-zero exactly on Cloud Storage", gen)
+			if gen := objs[0].Generation; gen == 0 {
+				t.Error("Generation = 0; want the version of the content")
+			}
+			if !IsGCS(file) {
+				info, err := os.Stat(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if gen, want := objs[0].Generation, info.ModTime().UnixNano(); gen != want {
+					t.Errorf("Generation = %d; want the modification time in ns, %d", gen, want)
+				}
 			}
 
 			if err := s.Rename(ctx, file, renamed); err != nil {
