@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/segeval/segeval/internal/exact"
 	"github.com/segeval/segeval/internal/lovasz"
 )
 
@@ -16,25 +17,28 @@ import (
 // the same replicates. A replicate keeps, per class, the weighted
 // intersection, label and prediction counts, plus the weighted loss sum:
 // enough for intervals on mIoU, per-class IoU and the per-image loss mean.
+// Weights are integers, so weighted counts are integers too, and the loss
+// sums are exact.Sums: replicates merged in any order are the same bit for
+// bit.
 type Bootstrap struct {
 	Replicates int
 	Classes    int
 	// Class[(r*Classes+c)*3 + k] for k = 0, 1, 2: intersection, label and
 	// prediction pixels of class c in replicate r, weighted.
-	Class []float64
+	Class []int64
 	// LossSum[r] and LossWeight[r]: weighted per-image losses and the
 	// weights of images with a loss.
-	LossSum    []float64
-	LossWeight []float64
+	LossSum    []exact.Sum
+	LossWeight []int64
 }
 
 func newBootstrap(classes, replicates int) Bootstrap {
 	return Bootstrap{
 		Replicates: replicates,
 		Classes:    classes,
-		Class:      make([]float64, replicates*classes*3),
-		LossSum:    make([]float64, replicates),
-		LossWeight: make([]float64, replicates),
+		Class:      make([]int64, replicates*classes*3),
+		LossSum:    make([]exact.Sum, replicates),
+		LossWeight: make([]int64, replicates),
 	}
 }
 
@@ -52,7 +56,7 @@ var poissonCDF = func() []float64 {
 }()
 
 // weight is the Poisson(1) weight of image key in replicate r.
-func weight(key string, r int) float64 {
+func weight(key string, r int) int64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
 	x := h.Sum64() ^ uint64(r+1)*0x9e3779b97f4a7c15
@@ -64,7 +68,7 @@ func weight(key string, r int) float64 {
 	x ^= x >> 31
 	u := float64(x>>11) / (1 << 53)
 	k, _ := slices.BinarySearch(poissonCDF, u)
-	return float64(k)
+	return int64(k)
 }
 
 // add enters one image with its per-image counts.
@@ -73,17 +77,17 @@ func (b *Bootstrap) add(key string, loss float64, counts *lovasz.Counts) {
 		return
 	}
 	c := b.Classes
-	var inter, label, pred []float64
+	var inter, label, pred []int64
 	for r := range b.Replicates {
 		w := weight(key, r)
 		if w == 0 {
 			continue
 		}
 		if inter == nil {
-			inter, label, pred = make([]float64, c), make([]float64, c), make([]float64, c)
+			inter, label, pred = make([]int64, c), make([]int64, c), make([]int64, c)
 			for t := range c {
 				s := counts.Class(t)
-				inter[t], label[t], pred[t] = float64(s.Intersection), float64(s.LabelPixels), float64(s.PredPixels)
+				inter[t], label[t], pred[t] = s.Intersection, s.LabelPixels, s.PredPixels
 			}
 		}
 		row := b.Class[r*c*3 : (r+1)*c*3]
@@ -93,7 +97,7 @@ func (b *Bootstrap) add(key string, loss float64, counts *lovasz.Counts) {
 			row[3*t+2] += w * pred[t]
 		}
 		if !math.IsNaN(loss) {
-			b.LossSum[r] += w * loss
+			b.LossSum[r].Add(float64(w) * loss)
 			b.LossWeight[r] += w
 		}
 	}
@@ -107,7 +111,7 @@ func (b *Bootstrap) merge(o *Bootstrap) error {
 		b.Class[i] += v
 	}
 	for r := range b.LossSum {
-		b.LossSum[r] += o.LossSum[r]
+		b.LossSum[r].Merge(o.LossSum[r])
 		b.LossWeight[r] += o.LossWeight[r]
 	}
 	return nil
@@ -135,7 +139,7 @@ func (b *Bootstrap) Intervals(level float64) Intervals {
 		for t := range c {
 			inter, union := row[3*t], row[3*t+1]+row[3*t+2]-row[3*t]
 			if union > 0 {
-				iou := inter / union
+				iou := float64(inter) / float64(union)
 				classIoU[t] = append(classIoU[t], iou)
 				sum += iou
 				n++
@@ -145,7 +149,7 @@ func (b *Bootstrap) Intervals(level float64) Intervals {
 			miou = append(miou, sum/float64(n))
 		}
 		if b.LossWeight[r] > 0 {
-			loss = append(loss, b.LossSum[r]/b.LossWeight[r])
+			loss = append(loss, b.LossSum[r].Float64()/float64(b.LossWeight[r]))
 		}
 	}
 	iv := Intervals{MIoU: percentiles(miou, level), PerImageLoss: percentiles(loss, level), ClassIoU: make([]Interval, c)}

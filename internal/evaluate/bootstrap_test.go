@@ -14,13 +14,13 @@ func TestPoissonWeights(t *testing.T) {
 	zeros := 0
 	const n = 20000
 	for i := range n {
-		w := weight(fmt.Sprintf("img%06d", i), i%7)
+		w := float64(weight(fmt.Sprintf("img%06d", i), i%7))
 		sum += w
 		sq += w * w
 		if w == 0 {
 			zeros++
 		}
-		if w != weight(fmt.Sprintf("img%06d", i), i%7) {
+		if w != float64(weight(fmt.Sprintf("img%06d", i), i%7)) {
 			t.Fatal("weights are not deterministic")
 		}
 	}

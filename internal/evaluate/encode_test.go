@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segeval/segeval/internal/exact"
 	"github.com/segeval/segeval/internal/lovasz"
 	"github.com/segeval/segeval/internal/sample"
 	"github.com/segeval/segeval/internal/synth"
@@ -148,7 +149,8 @@ func TestAccumulatorRoundTrip(t *testing.T) {
 }
 
 // Values evaluation rarely makes survive bit for bit: NaN with a payload,
-// infinities, negative zero, extreme integers.
+// infinities, negative zero, extreme integers and sums, sums recording NaN
+// and infinities.
 func TestAccumulatorRoundTripSpecialValues(t *testing.T) {
 	acc, err := NewAccumulator(3, 1, 2)
 	if err != nil {
@@ -158,20 +160,22 @@ func TestAccumulatorRoundTripSpecialValues(t *testing.T) {
 	negZero := math.Copysign(0, -1)
 	acc.Tally.Images = math.MaxInt64
 	acc.Tally.ValidPixels = math.MinInt64
-	acc.Tally.LossSum = nanPayload
-	acc.Tally.LossBoundSum = negZero
-	acc.Tally.MIoUSum = math.Inf(-1)
-	acc.Tally.ClassLossSum = []float64{negZero, 0, math.Inf(1)}
+	acc.Tally.LossSum = sumOf(nanPayload)
+	acc.Tally.LossBoundSum = exact.Sum{Hi: math.MinInt64}
+	acc.Tally.MIoUSum = sumOf(math.Inf(-1))
+	acc.Tally.ClassLossSum = []exact.Sum{{Hi: math.MaxInt64, Lo: math.MaxUint64}, {}, sumOf(math.Inf(1))}
 	acc.Tally.ClassLossImages = []int64{-1, 0, math.MinInt64}
 	acc.Tally.Counts.Confusion[4] = math.MaxInt64
 	h := acc.Histogram
 	h.MaxError = []float64{0, negZero, nanPayload} // a zero among NaNs
 	h.FgCount[len(h.FgCount)-1] = 7                // the last element, sparse
-	h.FgSum[0] = math.SmallestNonzeroFloat64
+	h.FgSum[0] = exact.Sum{Lo: 1}
 	for i := range h.BgSum {
-		h.BgSum[i] = float64(i) + 0.5 // dense
+		h.BgSum[i] = sumOf(float64(i) + 0.5) // dense
 	}
-	acc.Bootstrap.LossWeight[1] = math.NaN()
+	acc.Bootstrap.LossWeight[1] = math.MinInt64
+	acc.Bootstrap.Class[5] = -3
+	acc.Bootstrap.LossSum[0] = exact.Sum{Hi: -1, Lo: 1}
 	data, err := acc.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
@@ -188,20 +192,26 @@ func TestAccumulatorRoundTripSpecialValues(t *testing.T) {
 // The slice encoding is the smaller of dense and sparse, and decodes back.
 func TestSliceEncoding(t *testing.T) {
 	negZero := math.Copysign(0, -1)
+	big := exact.Sum{Hi: math.MinInt64, Lo: 1 << 63}
 	tests := []struct {
-		name             string
-		ints             []int64
-		floats           []float64
-		intTag, floatTag byte
+		name                     string
+		ints                     []int64
+		floats                   []float64
+		sums                     []exact.Sum
+		intTag, floatTag, sumTag byte
 	}{
-		{"empty", nil, nil, tagDense, tagDense},
-		{"zeros", make([]int64, 1000), make([]float64, 1000), tagSparse, tagSparse},
-		{"last nonzero", append(make([]int64, 300), -5), append(make([]float64, 300), 2.5), tagSparse, tagSparse},
-		{"first nonzero", append([]int64{1 << 40}, make([]int64, 300)...), append([]float64{negZero}, make([]float64, 300)...), tagSparse, tagSparse},
-		{"all nonzero", []int64{1, -1, math.MaxInt64, math.MinInt64}, []float64{1, negZero, math.NaN(), math.Inf(-1)}, tagDense, tagDense},
-		// A zero int takes a byte either way; a zero float 8 bytes dense.
-		{"one zero", []int64{0}, []float64{0}, tagDense, tagSparse},
-		{"half zero", []int64{3, 0, 3, 0, 3, 0}, []float64{3, 0, 3, 0, 3, 0}, tagDense, tagSparse},
+		{"empty", nil, nil, nil, tagDense, tagDense, tagDense},
+		{"zeros", make([]int64, 1000), make([]float64, 1000), make([]exact.Sum, 1000), tagSparse, tagSparse, tagSparse},
+		{"last nonzero", append(make([]int64, 300), -5), append(make([]float64, 300), 2.5), append(make([]exact.Sum, 300), sumOf(2.5)), tagSparse, tagSparse, tagSparse},
+		{"first nonzero", append([]int64{1 << 40}, make([]int64, 300)...), append([]float64{negZero}, make([]float64, 300)...),
+			append([]exact.Sum{big}, make([]exact.Sum, 300)...), tagSparse, tagSparse, tagSparse},
+		{"all nonzero", []int64{1, -1, math.MaxInt64, math.MinInt64}, []float64{1, negZero, math.NaN(), math.Inf(-1)},
+			[]exact.Sum{sumOf(1), sumOf(-0.1), sumOf(math.NaN()), big}, tagDense, tagDense, tagDense},
+		// A zero int or sum takes a byte either way; a zero float 8 bytes
+		// dense.
+		{"one zero", []int64{0}, []float64{0}, []exact.Sum{{}}, tagDense, tagSparse, tagDense},
+		{"half zero", []int64{3, 0, 3, 0, 3, 0}, []float64{3, 0, 3, 0, 3, 0}, []exact.Sum{sumOf(3), {}, sumOf(3), {}, sumOf(3), {}},
+			tagDense, tagSparse, tagDense},
 	}
 	for _, tt := range tests {
 		ints := appendSlice(nil, tt.ints, int64s)
@@ -223,14 +233,35 @@ func TestSliceEncoding(t *testing.T) {
 		if d := diffBits("floats", reflect.ValueOf(gotFloats), reflect.ValueOf(tt.floats)); d != "" {
 			t.Errorf("%s: %s", tt.name, d)
 		}
+		encSums := appendSlice(nil, tt.sums, sums)
+		gotSums := make([]exact.Sum, len(tt.sums))
+		for i := range gotSums {
+			gotSums[i] = sumOf(42)
+		}
+		if err := decodeAll(encSums, func(d *decoder) { readSlice(d, "sums", gotSums, len(gotSums), sums) }); err != nil {
+			t.Errorf("%s: sums: %v", tt.name, err)
+		}
+		if !slices.Equal(gotSums, tt.sums) && !(len(gotSums) == 0 && len(tt.sums) == 0) {
+			t.Errorf("%s: sums %v, want %v", tt.name, gotSums, tt.sums)
+		}
 		tag := uvarintLen(uint64(len(tt.ints))) // the tag follows the length
-		if ints[tag] != tt.intTag || floats[tag] != tt.floatTag {
-			t.Errorf("%s: tags %d for ints and %d for floats, want %d and %d", tt.name, ints[tag], floats[tag], tt.intTag, tt.floatTag)
+		if ints[tag] != tt.intTag || floats[tag] != tt.floatTag || encSums[tag] != tt.sumTag {
+			t.Errorf("%s: tags %d for ints, %d for floats and %d for sums, want %d, %d and %d", tt.name,
+				ints[tag], floats[tag], encSums[tag], tt.intTag, tt.floatTag, tt.sumTag)
 		}
 		if dense := tag + 1 + 8*len(tt.floats); len(floats) > dense {
 			t.Errorf("%s: %d floats take %d bytes, more than %d dense", tt.name, len(tt.floats), len(floats), dense)
 		}
 	}
+}
+
+// sumOf is the exact sum of xs.
+func sumOf(xs ...float64) exact.Sum {
+	var s exact.Sum
+	for _, x := range xs {
+		s.Add(x)
+	}
+	return s
 }
 
 // decodeAll runs read on data, which it must consume exactly.
@@ -339,8 +370,9 @@ func TestAccumulatorUnmarshalErrors(t *testing.T) {
 		}
 		return append(b, rest...)
 	}
-	// A tally body starts with 4 varints and 2 floats, then ClassLossSum.
-	scalars := make([]byte, 4+2*8)
+	// A tally body starts with 4 varints and 2 sums, then ClassLossSum;
+	// zeros take a byte each.
+	scalars := make([]byte, 4+2)
 	classLossSum := func(rest ...byte) []byte { return header(3, 1, 2, slices.Concat(scalars, rest)...) }
 	tests := []struct {
 		name string
@@ -348,7 +380,8 @@ func TestAccumulatorUnmarshalErrors(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "unexpected end"},
-		{"unknown version", append([]byte{2}, valid[1:]...), "unknown format version 2"},
+		{"unknown version", append([]byte{3}, valid[1:]...), "unknown format version 3"},
+		{"version 1, of float sums", append([]byte{1}, valid[1:]...), "unknown format version 1"},
 		{"version 0", append([]byte{0}, valid[1:]...), "unknown format version 0"},
 		{"a tally", tally, "kind 't', want 'a'"},
 		{"no classes", header(0, 1, 0), "at least one class"},
@@ -360,8 +393,11 @@ func TestAccumulatorUnmarshalErrors(t *testing.T) {
 		{"trailing byte", append(append([]byte{}, valid...), 0), "1 trailing bytes"},
 		{"wrong slice length", classLossSum(4, tagDense), "ClassLossSum holds 4 values, want 3"},
 		{"unknown slice tag", classLossSum(3, 7), "unknown slice encoding 7"},
-		{"short dense slice", classLossSum(3, tagDense, 1, 2, 3), "need at least 24 bytes"},
+		{"short dense slice", classLossSum(3, tagDense, 1, 2), "need at least 3 bytes"},
 		{"sparse value past the end", classLossSum(3, tagSparse, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0), "past index 2"},
+		{"bad sum head", classLossSum(3, tagDense, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "bad sum head 0x9"},
+		{"escaped sum head with Hi bits", classLossSum(3, tagDense, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), "bad sum head 0x1f"},
+		{"sum short of its Lo bytes", header(3, 1, 2, slices.Concat(scalars[:4], []byte{8, 1, 2})...), "unexpected end"},
 		{"too many sparse values", classLossSum(3, tagSparse, 4), "4 nonzero values of 3"},
 		{"overlong varint", header(3, 1, 2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), "varint"},
 	}
@@ -437,9 +473,9 @@ func TestAccumulatorEncodedSize(t *testing.T) {
 		tc       encodeCase
 		maxBytes int
 	}{
-		{encodeCase{name: "C=150, 200 replicates, one 64x64 image", classes: 150, replicates: 200, images: 1, height: 64, width: 64, regions: 12}, 700_000},
-		{encodeCase{name: "C=150, 200 replicates, 16 64x64 images", classes: 150, replicates: 200, images: 16, height: 64, width: 64, regions: 12}, 1_300_000},
-		{encodeCase{name: "C=19, 200 replicates, one 512x512 image", classes: 19, replicates: 200, images: 1, height: 512, width: 512, regions: 20}, 165_000},
+		{encodeCase{name: "C=150, 200 replicates, one 64x64 image", classes: 150, replicates: 200, images: 1, height: 64, width: 64, regions: 12}, 415_000},
+		{encodeCase{name: "C=150, 200 replicates, 16 64x64 images", classes: 150, replicates: 200, images: 16, height: 64, width: 64, regions: 12}, 700_000},
+		{encodeCase{name: "C=19, 200 replicates, one 512x512 image", classes: 19, replicates: 200, images: 1, height: 512, width: 512, regions: 20}, 102_000},
 	}
 	for _, tt := range tests {
 		acc, _ := evaluateCase(t, tt.tc)
@@ -450,8 +486,8 @@ func TestAccumulatorEncodedSize(t *testing.T) {
 		}
 		h, bs := acc.Histogram, acc.Bootstrap
 		hist := len(appendSlice(nil, h.FgCount, int64s)) + len(appendSlice(nil, h.BgCount, int64s)) +
-			len(appendSlice(nil, h.FgSum, float64s)) + len(appendSlice(nil, h.BgSum, float64s)) + len(appendSlice(nil, h.MaxError, float64s))
-		boot := len(appendSlice(nil, bs.Class, float64s)) + len(appendSlice(nil, bs.LossSum, float64s)) + len(appendSlice(nil, bs.LossWeight, float64s))
+			len(appendSlice(nil, h.FgSum, sums)) + len(appendSlice(nil, h.BgSum, sums)) + len(appendSlice(nil, h.MaxError, float64s))
+		boot := len(appendSlice(nil, bs.Class, int64s)) + len(appendSlice(nil, bs.LossSum, sums)) + len(appendSlice(nil, bs.LossWeight, int64s))
 		dense := denseSize(reflect.ValueOf(*acc))
 		t.Logf("%s: %d bytes encoded (tally %d, histogram %d, bootstrap %d), %d dense (%.1f%%)",
 			tt.tc.name, len(data), len(tally), hist, boot, dense, 100*float64(len(data))/float64(dense))
@@ -516,6 +552,10 @@ func diffBits(path string, x, y reflect.Value) string {
 	case reflect.Int, reflect.Int64:
 		if x.Int() != y.Int() {
 			return fmt.Sprintf("%s: %d and %d", path, x.Int(), y.Int())
+		}
+	case reflect.Uint64:
+		if x.Uint() != y.Uint() {
+			return fmt.Sprintf("%s: %d and %d", path, x.Uint(), y.Uint())
 		}
 	default:
 		return fmt.Sprintf("%s: diffBits does not handle %s", path, x.Kind())

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/exact"
 	"github.com/segeval/segeval/internal/lovasz"
 )
 
@@ -377,11 +378,14 @@ func number(v float64) *float64 {
 	return &v
 }
 
-func mean(sum float64, n int64) *float64 {
+// mean is sum/n, nil when n is 0 or the sum recorded a NaN. The sum is
+// exact and rounded once, so the mean is the same whatever order the
+// images were added in.
+func mean(sum exact.Sum, n int64) *float64 {
 	if n == 0 {
 		return nil
 	}
-	return number(sum / float64(n))
+	return number(sum.Float64() / float64(n))
 }
 
 // MarshalMetrics renders metrics.json, indented for people.
