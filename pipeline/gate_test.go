@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/segeval/segeval/internal/gate"
 	"github.com/segeval/segeval/internal/lovasz"
+	"github.com/segeval/segeval/internal/storage"
 	"github.com/segeval/segeval/transforms"
 )
 
@@ -26,6 +28,7 @@ func TestGateAndHistory(t *testing.T) {
 		cfg := config([]string{filepath.Join(d.dir, "*.tar")}, out)
 		cfg.RunID = "night-" + string(rune('0'+n))
 		cfg.Date = "2026-11-2" + string(rune('0'+n))
+		cfg.Provenance.StartedAt = cfg.Date + "T01:00:00Z"
 		cfg.History = transforms.HistorySpec{Prefix: hist, Model: "segformer"}
 		cfg.Gate = transforms.GateSpec{Baseline: gate.Latest, Thresholds: gate.Thresholds{MaxMIoUDrop: f64(0.01)}}
 		if th != nil {
@@ -65,9 +68,9 @@ func TestGateAndHistory(t *testing.T) {
 	if !exists(filepath.Join(third, gate.NotBlessedFile)) || exists(filepath.Join(third, gate.BlessedFile)) {
 		t.Error("third night is not marked NOT_BLESSED")
 	}
-	latest, err := os.ReadFile(filepath.Join(hist, "segformer", gate.LatestFile))
-	if err != nil || strings.TrimSpace(string(latest)) != second {
-		t.Errorf("LATEST = %q (%v), want the second night %s", latest, err, second)
+	latest, ok, err := gate.ReadLatest(context.Background(), storage.New(storage.Options{}), filepath.Join(hist, "segformer"))
+	if err != nil || !ok || latest.Output != second {
+		t.Errorf("LATEST = %+v (%v), want the second night %s", latest, err, second)
 	}
 	data, err := os.ReadFile(filepath.Join(hist, "segformer", gate.HistoryFile))
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package pipeline composes segeval's Beam job from the transforms: match the
-// input shards, evaluate every sample, merge the accumulators and write the
-// outputs. It holds the run's configuration and its validation; the DoFns
+// input shards, plan their samples, evaluate every sample, merge the
+// accumulators and write the outputs. It holds the run's configuration and its validation; the DoFns
 // live in package transforms.
 package pipeline
 
@@ -45,6 +45,9 @@ type Config struct {
 	Decode  sample.Options
 	Storage storage.Options
 	Policy  transforms.Policy
+	// RestrictionBytes is the size of the pieces a shard is first split
+	// into for evaluation; 0 means transforms.DefaultRestrictionBytes.
+	RestrictionBytes int64
 	// WorstK is the number of worst images listed in metrics.json and
 	// shown in the report.
 	WorstK     int
@@ -113,6 +116,9 @@ func (c *Config) Validate() error {
 	if e.Classes != 0 && len(c.ClassNames) != 0 && len(c.ClassNames) != e.Classes {
 		errs = append(errs, fmt.Errorf("%d class names for %d classes", len(c.ClassNames), e.Classes))
 	}
+	if c.RestrictionBytes < 0 {
+		errs = append(errs, fmt.Errorf("restriction size %d is negative", c.RestrictionBytes))
+	}
 	if c.Policy.MaxRejected < 0 {
 		errs = append(errs, fmt.Errorf("max rejected %d is negative", c.Policy.MaxRejected))
 	}
@@ -160,20 +166,22 @@ func Build(s beam.Scope, cfg Config) error {
 	}
 	prov := cfg.Provenance
 	prov.Inputs = cfg.Inputs
-	eval := transforms.EvalConfig{Eval: cfg.Eval, Decode: cfg.Decode, Storage: cfg.Storage, Policy: cfg.Policy}
+	eval := transforms.EvalConfig{Eval: cfg.Eval, Decode: cfg.Decode, Storage: cfg.Storage, Policy: cfg.Policy, RestrictionBytes: cfg.RestrictionBytes}
 	var evaluated transforms.Evaluated
-	var shards beam.PCollection // every input file, for provenance
+	var shards beam.PCollection  // every input file, for provenance
+	var planned beam.PCollection // the plan's count, for the completeness check
 	if cfg.Paired != (transforms.PairedInputs{}) {
-		pairs, rejected, receipts, files := transforms.PairFiles(s, cfg.Paired, eval)
+		pairs, rejected, count, files := transforms.PairFiles(s, cfg.Paired, eval)
 		evaluated = transforms.EvaluatePairs(s, eval, pairs)
 		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, rejected)
-		evaluated.Receipts = beam.Flatten(s, evaluated.Receipts, receipts)
-		shards = files
+		shards, planned = files, count
 		prov.Inputs = []string{cfg.Paired.Predictions, cfg.Paired.Labels}
 	} else {
 		shards = transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
-		evaluated = transforms.EvaluateShards(s, eval, shards)
-		evaluated = transforms.DropDuplicateKeys(s, eval, evaluated, shards)
+		plan := transforms.PlanSamples(s, eval, shards)
+		evaluated = transforms.EvaluateSamples(s, eval, plan.Shards)
+		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, plan.Rejected)
+		planned = plan.Count
 	}
 	acc := transforms.MergeAccumulators(s, evaluated.Partials)
 	slices := transforms.MergeSlices(s, evaluated.Slices)
@@ -193,6 +201,6 @@ func Build(s beam.Scope, cfg Config) error {
 		Date:       cfg.Date,
 		Gate:       cfg.Gate,
 		History:    cfg.History,
-	}, acc, slices, evaluated, shards, thumbnails)
+	}, acc, slices, evaluated, shards, planned, thumbnails)
 	return nil
 }

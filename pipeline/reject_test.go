@@ -165,3 +165,58 @@ func TestTooManyRejectionsFailTheRun(t *testing.T) {
 		}
 	}
 }
+
+// TestDuplicateKeyWithinShard rejects both copies of a key that appears
+// twice in one shard, before anything is evaluated, and evaluates the rest.
+func TestDuplicateKeyWithinShard(t *testing.T) {
+	dir := t.TempDir()
+	opt := synth.Options{Classes: classes, Height: 16, Width: 20, Regions: 4, Ignore: 255, Confidence: 2}
+	var b bytes.Buffer
+	sw := synth.NewShardWriter(&b)
+	for i, key := range []string{"a", "b", "a", "c"} {
+		im := synth.NewImage(key, opt, uint64(i+1))
+		if err := sw.Write(im); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "s.tar"), b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config([]string{filepath.Join(dir, "*.tar")}, filepath.Join(t.TempDir(), "out"))
+	cfg.Policy = transforms.Policy{MaxRejected: 5}
+	if _, err := runPipeline(t, cfg); err != nil {
+		t.Fatal(err)
+	}
+	out := readOutput(t, storage.New(storage.Options{}), cfg.Output)
+	m := out.metrics
+	if m.Images != 2 || m.ImagesRejected != 2 || m.ImagesRead != 4 {
+		t.Errorf("images %d, rejected %d, read %d; want 2, 2, 4", m.Images, m.ImagesRejected, m.ImagesRead)
+	}
+	data, err := os.ReadFile(filepath.Join(cfg.Output, results.RejectedFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("rejected.jsonl: %q", data)
+	}
+	for _, line := range lines {
+		var r results.Rejection
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Key != "a" || !strings.Contains(r.Reason, "duplicate key") || !strings.Contains(r.Reason, "this shard at offset") {
+			t.Errorf("rejection %+v", r)
+		}
+	}
+
+	// At --max_rejected=0 the duplicate fails the run, naming the shard.
+	cfg.Policy = transforms.Policy{}
+	cfg.Output = filepath.Join(t.TempDir(), "out")
+	if _, err := runPipeline(t, cfg); err == nil || !strings.Contains(err.Error(), "duplicate key: sample a") || !strings.Contains(err.Error(), "s.tar") {
+		t.Errorf("got %v, want the duplicate named", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -13,6 +14,7 @@ import (
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/sample"
 	"github.com/segeval/segeval/internal/shard"
+	"github.com/segeval/segeval/internal/storage"
 )
 
 func init() {
@@ -20,6 +22,7 @@ func init() {
 	beam.RegisterType(reflect.TypeOf((*pairFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*evaluatePairFn)(nil)).Elem())
 	register.Emitter2[string, results.Shard]()
+	register.Emitter1[PlanCount]()
 	register.Emitter1[Pair]()
 	register.Iter1[results.Shard]()
 }
@@ -43,40 +46,46 @@ type Pair struct {
 // with a CoGroupByKey over small file references (never a listing held by
 // the launcher). A file without a partner, or sharing its key with another
 // file on its side, is rejected by name. It returns the pairs, the
-// rejections and receipts, and every file matched (for provenance).
-func PairFiles(s beam.Scope, in PairedInputs, cfg EvalConfig) (pairs, rejected, receipts, files beam.PCollection) {
+// rejections, the plan's count and every file matched (for provenance).
+func PairFiles(s beam.Scope, in PairedInputs, cfg EvalConfig) (pairs, rejected, count, files beam.PCollection) {
 	s = s.Scope("PairFiles")
 	preds := MatchShards(s.Scope("Predictions"), []string{in.Predictions}, cfg.Storage)
 	labels := MatchShards(s.Scope("Labels"), []string{in.Labels}, cfg.Storage)
-	keyedPreds, rejectP, receiptP := beam.ParDo3(s, &keyFileFn{KeyRegex: in.KeyRegex, Side: "prediction"}, preds)
-	keyedLabels, rejectL, receiptL := beam.ParDo3(s, &keyFileFn{KeyRegex: in.KeyRegex, Side: "label"}, labels)
-	pairs, rejectPair, receiptPair := beam.ParDo3(s, &pairFn{}, beam.CoGroupByKey(s, keyedPreds, keyedLabels))
-	return pairs, beam.Flatten(s, rejectP, rejectL, rejectPair), beam.Flatten(s, receiptP, receiptL, receiptPair), beam.Flatten(s, preds, labels)
+	keyedPreds, rejectP, countP := beam.ParDo3(s, &keyFileFn{KeyRegex: in.KeyRegex, Side: "prediction"}, preds)
+	keyedLabels, rejectL, countL := beam.ParDo3(s, &keyFileFn{KeyRegex: in.KeyRegex, Side: "label"}, labels)
+	pairs, rejectPair, countPair := beam.ParDo3(s, &pairFn{}, beam.CoGroupByKey(s, keyedPreds, keyedLabels))
+	count = beam.Combine(s, addPlanCounts, beam.Flatten(s, countP, countL, countPair))
+	return pairs, beam.Flatten(s, rejectP, rejectL, rejectPair), count, beam.Flatten(s, preds, labels)
 }
 
 type keyFileFn struct {
 	KeyRegex string
 	Side     string
+
+	re *regexp.Regexp
 }
 
-func (f *keyFileFn) ProcessElement(file results.Shard, emit func(string, results.Shard), reject func(results.Rejection), receipt func(Receipt)) error {
-	re, err := sample.CompileKeyRegex(f.KeyRegex)
-	if err != nil {
-		return err
-	}
-	key, ok := sample.KeyOf(file.Path, re)
+func (f *keyFileFn) Setup() error {
+	var err error
+	f.re, err = sample.CompileKeyRegex(f.KeyRegex)
+	return err
+}
+
+func (f *keyFileFn) ProcessElement(ctx context.Context, file results.Shard, emit func(string, results.Shard), reject func(results.Rejection), count func(PlanCount)) {
+	key, ok := sample.KeyOf(file.Path, f.re)
 	if !ok {
+		rejected.Inc(ctx, 1)
 		reject(results.Rejection{Shard: file.Path, Reason: fmt.Sprintf("%s file name does not match the key regex %q", f.Side, f.KeyRegex)})
-		receipt(Receipt{Shard: file.Path, Kind: FirstPass})
-		return nil
+		count(PlanCount{Files: 1, Samples: 1})
+		return
 	}
 	emit(key, file)
-	return nil
+	count(PlanCount{Files: 1})
 }
 
 type pairFn struct{}
 
-func (pairFn) ProcessElement(key string, predIter, labelIter func(*results.Shard) bool, emit func(Pair), reject func(results.Rejection), receipt func(Receipt)) {
+func (pairFn) ProcessElement(ctx context.Context, key string, predIter, labelIter func(*results.Shard) bool, emit func(Pair), reject func(results.Rejection), count func(PlanCount)) {
 	collect := func(iter func(*results.Shard) bool) []results.Shard {
 		var out []results.Shard
 		var f results.Shard
@@ -87,13 +96,16 @@ func (pairFn) ProcessElement(key string, predIter, labelIter func(*results.Shard
 	}
 	preds, labels := collect(predIter), collect(labelIter)
 	if len(preds) == 1 && len(labels) == 1 {
+		progress.imagesTotal.Add(1)
 		emit(Pair{Key: key, Prediction: preds[0], Label: labels[0]})
+		count(PlanCount{Samples: 1})
 		return
 	}
 	reason := pairingDefect(key, preds, labels)
 	for _, f := range append(preds, labels...) {
+		rejected.Inc(ctx, 1)
 		reject(results.Rejection{Key: key, Shard: f.Path, Reason: reason})
-		receipt(Receipt{Shard: f.Path, Kind: FirstPass})
+		count(PlanCount{Samples: 1})
 	}
 }
 
@@ -116,81 +128,73 @@ func pairingDefect(key string, preds, labels []results.Shard) string {
 		key, len(preds), paths(preds), len(labels), paths(labels))
 }
 
-// EvaluatePairs evaluates paired samples. Per-image results leave at once;
-// the accumulator gathers a whole bundle and leaves in FinishBundle, so that
-// its size is paid per bundle, not per image.
+// EvaluatePairs evaluates paired samples. Per-image results leave as they
+// are evaluated; the accumulator gathers a whole bundle and leaves when it
+// finishes, so that its size is paid per bundle, not per image.
 func EvaluatePairs(s beam.Scope, cfg EvalConfig, pairs beam.PCollection) Evaluated {
 	s = s.Scope("EvaluatePairs")
-	images, partials, slices, rejects, receipts := beam.ParDo5(s, &evaluatePairFn{shardEvaluator{EvalConfig: cfg}}, beam.Reshuffle(s, pairs))
-	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects, Receipts: receipts}
+	images, partials, slices, rejects := beam.ParDo4(s, &evaluatePairFn{EvalConfig: cfg}, beam.Reshuffle(s, pairs))
+	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects}
 }
 
 type evaluatePairFn struct {
-	shardEvaluator
+	EvalConfig
+
+	store   *storage.Store
+	overlap *overlap
 }
 
-func (f *evaluatePairFn) StartBundle(context.Context, func(evaluate.Result), func(string, *evaluate.Accumulator),
-	func(string, SliceTally), func(results.Rejection), func(Receipt)) {
-	f.eval.Take() // a retried bundle must not carry a failed attempt's partial sums
+func (f *evaluatePairFn) Setup() {
+	f.store = storage.New(f.Storage)
+	f.overlap = newOverlap(f.EvalConfig)
 }
 
-func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, emitImage func(evaluate.Result), _ func(string, *evaluate.Accumulator),
-	_ func(string, SliceTally), emitReject func(results.Rejection), emitReceipt func(Receipt)) error {
-	res, err := f.evaluatePair(ctx, p)
-	switch {
-	case err == nil:
-		progress.images.Add(1)
-		imagesRead.Inc(ctx, 1)
-		validPixels.Inc(ctx, res.ValidPixels)
-		emitImage(res)
-	case evaluate.IsBadInput(err):
-		if err := f.reject(p.Key, p.Prediction.Path, err, func(r results.Rejection) {
-			rejected.Inc(ctx, 1)
-			emitReject(r)
-		}); err != nil {
+func (f *evaluatePairFn) Teardown() error { return f.store.Close() }
+
+func (f *evaluatePairFn) StartBundle(context.Context, func(evaluate.Result), func(*evaluate.Accumulator),
+	func(string, *evaluate.Tally), func(results.Rejection)) {
+	f.overlap.reset() // a retried bundle must not carry a failed attempt's partial sums
+}
+
+func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, emitImage func(evaluate.Result), _ func(*evaluate.Accumulator),
+	_ func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
+	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
+	smp, err := readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, p)
+	if err != nil {
+		if err := out.reject(p.Key, p.Prediction.Path, err); err != nil {
+			f.overlap.wait(out)
 			return err
 		}
-	default:
+		return out.err
+	}
+	j := job{sample: smp, shard: p.Prediction.Path, labelFile: p.Label.Path, decode: f.Decode, done: func(*shard.Sample) {}}
+	if err := f.overlap.submit(ctx, j, out); err != nil {
+		f.overlap.wait(out)
 		return err
 	}
-	emitReceipt(Receipt{Shard: p.Prediction.Path, Kind: FirstPass})
-	emitReceipt(Receipt{Shard: p.Label.Path, Kind: FirstPass})
-	progress.shards.Add(2)
 	return nil
 }
 
-func (f *evaluatePairFn) FinishBundle(_ context.Context, _ func(evaluate.Result), emitPartial func(string, *evaluate.Accumulator),
-	emitSlice func(string, SliceTally), _ func(results.Rejection), _ func(Receipt)) {
-	f.flush("pairs", emitPartial, emitSlice)
-}
-
-// evaluatePair reads a pair's two files and evaluates the sample they make.
-func (f *shardEvaluator) evaluatePair(ctx context.Context, p Pair) (evaluate.Result, error) {
-	release, err := acquireSlot(ctx)
-	if err != nil {
-		return evaluate.Result{}, err
+func (f *evaluatePairFn) FinishBundle(ctx context.Context, emitImage func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
+	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
+	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
+	if err := f.overlap.finish(out, emitPartial, emitSlice); err != nil {
+		return err
 	}
-	defer release()
-	smp, err := f.readPair(ctx, p)
-	if err != nil {
-		return evaluate.Result{}, err
-	}
-	res, err := f.evaluateSample(smp, p.Prediction.Path, f.Decode)
-	res.LabelFile = p.Label.Path
-	return res, err
+	return out.err
 }
 
 // readPair reads a pair's files into one sample, refusing files larger than
 // a member may be.
-func (f *shardEvaluator) readPair(ctx context.Context, p Pair) (*shard.Sample, error) {
+func readPair(ctx context.Context, store *storage.Store, maxMemberBytes int64, p Pair) (*shard.Sample, error) {
 	var data [2][]byte
 	for i, file := range []results.Shard{p.Label, p.Prediction} {
-		if limit := f.Decode.Limits.MaxMemberBytes; file.Size > limit {
+		if file.Size > maxMemberBytes {
 			return nil, &sample.Error{Shard: p.Prediction.Path, Key: p.Key, Member: file.Path,
-				Err: fmt.Errorf("file of %d bytes is larger than --max_member_bytes=%d", file.Size, limit)}
+				Err: fmt.Errorf("file of %d bytes is larger than --max_member_bytes=%d", file.Size, maxMemberBytes)}
 		}
 		var err error
-		if data[i], err = f.store.ReadFile(ctx, file.Path); err != nil {
+		if data[i], err = store.ReadFile(ctx, file.Path); err != nil {
 			return nil, err
 		}
 		bytesRead.Inc(ctx, int64(len(data[i])))

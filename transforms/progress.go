@@ -7,23 +7,21 @@ import "sync/atomic"
 // show progress while the run goes on; with remote workers it stays zero,
 // and the runner's own UI shows progress instead.
 type Progress struct {
-	Images      int64
-	Shards      int64 // shards (or files) finished
-	ShardsTotal int64 // shards (or files) matched
+	Images      int64 // evaluated
+	ImagesTotal int64 // planned so far
 	Bytes       int64 // bytes of input read
 	BytesTotal  int64 // bytes of input matched
 }
 
 var progress struct {
-	images, shards, shardsTotal, bytes, bytesTotal atomic.Int64
+	images, imagesTotal, bytes, bytesTotal atomic.Int64
 }
 
 // CurrentProgress returns this process's progress so far.
 func CurrentProgress() Progress {
 	return Progress{
 		Images:      progress.images.Load(),
-		Shards:      progress.shards.Load(),
-		ShardsTotal: progress.shardsTotal.Load(),
+		ImagesTotal: progress.imagesTotal.Load(),
 		Bytes:       progress.bytes.Load(),
 		BytesTotal:  progress.bytesTotal.Load(),
 	}

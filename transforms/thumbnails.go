@@ -13,7 +13,9 @@ import (
 	"github.com/segeval/segeval/internal/evaluate"
 	"github.com/segeval/segeval/internal/report"
 	"github.com/segeval/segeval/internal/results"
+	"github.com/segeval/segeval/internal/sample"
 	"github.com/segeval/segeval/internal/shard"
+	"github.com/segeval/segeval/internal/storage"
 )
 
 func init() {
@@ -39,7 +41,7 @@ type Thumbnail struct {
 func Thumbnails(s beam.Scope, cfg EvalConfig, worstK int, images beam.PCollection) beam.PCollection {
 	s = s.Scope("Thumbnails")
 	refs := beam.ParDo(s, &worstImagesFn{K: worstK}, beam.Impulse(s), beam.SideInput{Input: images})
-	return beam.ParDo(s, &thumbnailFn{shardEvaluator{EvalConfig: cfg}}, beam.Reshuffle(s, refs))
+	return beam.ParDo(s, &thumbnailFn{EvalConfig: cfg}, beam.Reshuffle(s, refs))
 }
 
 type worstImagesFn struct {
@@ -65,8 +67,19 @@ func (f *worstImagesFn) ProcessElement(_ []byte, images func(*evaluate.Result) b
 }
 
 type thumbnailFn struct {
-	shardEvaluator
+	EvalConfig
+
+	store *storage.Store
+	dec   sample.Decoder
+	eval  *evaluate.Evaluator
 }
+
+func (f *thumbnailFn) Setup() {
+	f.store = storage.New(f.Storage)
+	f.eval = evaluate.NewEvaluator(f.Eval)
+}
+
+func (f *thumbnailFn) Teardown() error { return f.store.Close() }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
 	if err := f.render(ctx, ref, emit); err != nil {
@@ -113,7 +126,7 @@ func (f *thumbnailFn) render(ctx context.Context, ref results.ImageRef, emit fun
 // offset in its shard.
 func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (*shard.Sample, error) {
 	if ref.LabelFile != "" {
-		return f.readPair(ctx, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
+		return readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
 	}
 	r, err := f.store.OpenAt(ctx, ref.Shard, ref.Offset)
 	if err != nil {

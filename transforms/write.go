@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -28,7 +29,7 @@ func init() {
 	register.Iter1[evaluate.Result]()
 	register.Iter1[results.Rejection]()
 	register.Iter1[results.Shard]()
-	register.Iter1[Receipt]()
+	register.Iter1[PlanCount]()
 }
 
 // ReportFile is the HTML report's name under the output prefix.
@@ -85,11 +86,11 @@ func (h HistorySpec) Dir() string { return storage.Join(h.Prefix, h.Model) }
 // once). The stage runs once, on an impulse, with
 // everything else as side inputs, so that it also runs (and says zero
 // images) when the shards hold no sample.
-func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards, thumbnails beam.PCollection) {
+func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards, planned, thumbnails beam.PCollection) {
 	s = s.Scope("WriteOutputs")
 	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s),
 		beam.SideInput{Input: accumulator}, beam.SideInput{Input: slices}, beam.SideInput{Input: ev.Images},
-		beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards}, beam.SideInput{Input: ev.Receipts},
+		beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards}, beam.SideInput{Input: planned},
 		beam.SideInput{Input: thumbnails})
 }
 
@@ -100,7 +101,7 @@ type sideInputs struct {
 	Images       func(*evaluate.Result) bool
 	Rejected     func(*results.Rejection) bool
 	Shards       func(*results.Shard) bool
-	Receipts     func(*Receipt) bool
+	Planned      func(*PlanCount) bool
 	Thumbnails   func(*Thumbnail) bool
 }
 
@@ -110,8 +111,8 @@ type writeOutputsFn struct {
 
 func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
 	sliceTallies func(*string, **evaluate.Tally) bool, images func(*evaluate.Result) bool, rejects func(*results.Rejection) bool,
-	shardList func(*results.Shard) bool, receipts func(*Receipt) bool, thumbs func(*Thumbnail) bool) error {
-	return f.write(ctx, sideInputs{accs, sliceTallies, images, rejects, shardList, receipts, thumbs})
+	shardList func(*results.Shard) bool, planned func(*PlanCount) bool, thumbs func(*Thumbnail) bool) error {
+	return f.write(ctx, sideInputs{accs, sliceTallies, images, rejects, shardList, planned, thumbs})
 }
 
 func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
@@ -119,9 +120,6 @@ func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
 	var sh results.Shard
 	for in.Shards(&sh) {
 		shards = append(shards, sh)
-	}
-	if err := complete(shards, in.Receipts); err != nil {
-		return err
 	}
 	store := storage.New(f.Spec.Storage)
 	defer store.Close()
@@ -146,6 +144,13 @@ func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
 
 	run, err := gather(in, f.Spec)
 	if err != nil {
+		return err
+	}
+	var images int64
+	if run.Acc != nil {
+		images = run.Acc.Tally.Images
+	}
+	if err := complete(len(shards), images, int64(len(rejected)), in.Planned); err != nil {
 		return err
 	}
 	run.Rejected = int64(len(rejected))
@@ -199,24 +204,21 @@ func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
 	return nil
 }
 
-// complete checks that every matched shard was evaluated, and every shard
-// holding a duplicated key evaluated again.
-func complete(shards []results.Shard, receipts func(*Receipt) bool) error {
-	if len(shards) == 0 {
-		return errors.New("no input shard reached the last stage: an earlier stage failed")
-	}
-	got := map[Receipt]bool{}
-	var r Receipt
-	for receipts(&r) {
-		got[r] = true
-	}
-	for _, sh := range shards {
-		if !got[Receipt{Shard: sh.Path, Kind: FirstPass}] {
-			return fmt.Errorf("shard %s was not evaluated: an earlier stage failed", sh.Path)
-		}
-		if got[Receipt{Shard: sh.Path, Kind: NeedsRedo}] && !got[Receipt{Shard: sh.Path, Kind: Reevaluated}] {
-			return fmt.Errorf("shard %s was not evaluated again without its duplicated keys: an earlier stage failed", sh.Path)
-		}
+// complete checks that the evaluation accounts for everything planned:
+// every input file planned, and every planned sample evaluated or rejected.
+// When a stage fails, some runners (prism among them) may still run the
+// stages after it with incomplete side inputs, and those must not publish a
+// partial result as if it were whole.
+func complete(files int, images, rejected int64, planned func(*PlanCount) bool) error {
+	var plan PlanCount
+	planned(&plan) // a single value; none when nothing was planned
+	switch {
+	case files == 0:
+		return errors.New("no input file reached the last stage: an earlier stage failed")
+	case plan.Files != int64(files):
+		return fmt.Errorf("%d of %d input files were planned: an earlier stage failed", plan.Files, files)
+	case images+rejected != plan.Samples:
+		return fmt.Errorf("%d samples evaluated and %d rejected, but %d planned: an earlier stage failed", images, rejected, plan.Samples)
 	}
 	return nil
 }
@@ -294,21 +296,19 @@ func render(m results.Metrics, rows []results.ImageRow, baseline *results.Metric
 
 // readBaseline loads the gate's baseline: a metrics.json path, or the
 // model's LATEST blessed run. It returns nil without error only for latest
-// when the model has no blessed run yet.
+// when the model has no blessed run yet, or when LATEST already names this
+// run (a retried publish must not compare the run with itself).
 func readBaseline(ctx context.Context, store *storage.Store, spec OutputSpec) (*results.Metrics, string, error) {
 	path := spec.Gate.Baseline
 	if path == "" {
 		return nil, "", nil
 	}
 	if path == gate.Latest {
-		latest, err := store.ReadFile(ctx, storage.Join(spec.History.Dir(), gate.LatestFile))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, "", nil
-		}
-		if err != nil {
+		latest, ok, err := gate.ReadLatest(ctx, store, spec.History.Dir())
+		if err != nil || !ok || latest.RunID == spec.RunID {
 			return nil, "", err
 		}
-		path = storage.Join(strings.TrimSpace(string(latest)), results.MetricsFile)
+		path = storage.Join(latest.Output, results.MetricsFile)
 	}
 	data, err := store.ReadFile(ctx, path)
 	if err != nil {
@@ -321,33 +321,26 @@ func readBaseline(ctx context.Context, store *storage.Store, spec OutputSpec) (*
 	return &m, path, nil
 }
 
-// recordHistory appends the run to the model's history and, for a blessed
-// run, points LATEST at it, so that a regression never becomes the next
-// night's baseline.
+// recordHistory records the run in the model's history and, for a blessed
+// run, moves LATEST forward to it, so that a regression never becomes the
+// next night's baseline. Both are safe to repeat: a retried publish adds
+// no second line and moves nothing back.
 func recordHistory(ctx context.Context, store *storage.Store, spec OutputSpec, m results.Metrics, blessed bool) error {
 	if spec.History.Prefix == "" {
 		return nil
 	}
-	line, err := json.Marshal(gate.NewHistoryLine(m, spec.Date, spec.Path, blessed))
-	if err != nil {
+	dir := spec.History.Dir()
+	if err := gate.RecordRun(ctx, store, dir, gate.NewHistoryLine(m, spec.Date, spec.Path, blessed)); err != nil {
 		return err
-	}
-	path := storage.Join(spec.History.Dir(), gate.HistoryFile)
-	recorded, err := store.ReadFile(ctx, path)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	// A retried bundle (a failed gate fails the job after this point) must
-	// not record the run twice.
-	if !bytes.Contains(recorded, []byte(`"run_id":"`+m.RunID+`"`)) {
-		if err := store.AppendLine(ctx, path, line); err != nil {
-			return err
-		}
 	}
 	if !blessed {
 		return nil
 	}
-	return store.WriteFile(ctx, storage.Join(spec.History.Dir(), gate.LatestFile), []byte(spec.Path+"\n"))
+	started, err := time.Parse(time.RFC3339Nano, m.Provenance.StartedAt)
+	if err != nil {
+		return fmt.Errorf("run start time %q: %w", m.Provenance.StartedAt, err)
+	}
+	return gate.AdvanceLatest(ctx, store, dir, gate.LatestRun{Output: spec.Path, StartedAt: started, RunID: m.RunID})
 }
 
 func failedChecks(v *gate.Validation) string {

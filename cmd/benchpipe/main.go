@@ -22,6 +22,15 @@
 //	go run ./cmd/benchpipe --shard_mb=1000,4000
 //
 // Each shard is deleted after its run unless --keep is set.
+//
+// With --layouts it writes the same --images images as 1, 8, ... shards and
+// reports, per layout, the cores the run kept busy (CPU time over wall
+// time), its peak RSS, the partial accumulators that left the evaluation
+// (bytes per shard and per image) and whether the metrics equal the first
+// layout's:
+//
+//	go run ./cmd/benchpipe --layouts=1,8 --images=40 --height=512 --width=1024
+//	go run ./cmd/benchpipe --layouts=200 --images=200 --classes=150 --height=16 --width=16
 package main
 
 import (
@@ -63,6 +72,7 @@ var (
 	keep       = flag.Bool("keep", false, "keep the temporary work directory, and with --shard_mb each shard")
 	shardMB    = flag.String("shard_mb", "", "comma-separated shard sizes in MB, such as 1000,4000: measure the peak RSS of evaluating one shard of each size instead of throughput")
 	runnerArgs = flag.String("runner_args", "", "extra space-separated arguments for the pipeline, such as --runner=prism")
+	layouts    = flag.String("layouts", "", "comma-separated numbers of shards, such as 1,8,200: write the same --images images in each layout and measure cores used, peak RSS and accumulator bytes instead of throughput")
 )
 
 const (
@@ -115,6 +125,13 @@ func run() (err error) {
 	fmt.Printf("%d classes, %dx%d (HxW), work dir %s\n", *classes, *height, *width, work)
 	if mbs != nil {
 		return measureMemory(work, bin, mbs)
+	}
+	if *layouts != "" {
+		counts, err := positiveInts("--layouts", *layouts)
+		if err != nil {
+			return err
+		}
+		return measureLayouts(work, bin, counts)
 	}
 	var rows []row
 	for _, n := range ns {

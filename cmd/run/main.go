@@ -96,7 +96,7 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	if embedded() {
 		progressDone = showProgress(os.Stderr, stop)
 	}
-	_, err = beamx.RunWithMetrics(ctx, p)
+	pr, err := beamx.RunWithMetrics(ctx, p)
 	close(stop)
 	if progressDone != nil {
 		<-progressDone
@@ -124,6 +124,9 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	if err := printSummary(stdout, data, time.Since(start)); err != nil {
 		fmt.Fprintln(stderr, "segeval:", err)
 		return exitFailed
+	}
+	if pr != nil {
+		printWork(stdout, pr.Metrics())
 	}
 	return gateOutcome(ctx, store, cfg.Output, stdout)
 }

@@ -46,7 +46,7 @@ func showProgress(w *os.File, stop <-chan struct{}) <-chan struct{} {
 }
 
 // progressLine renders progress in at most 100 columns: a bar over the
-// input bytes, images and shards done, the rate and the time left.
+// input bytes, images done of those planned, the rate and the time left.
 func progressLine(p transforms.Progress, elapsed time.Duration) string {
 	frac := 0.0
 	if p.BytesTotal > 0 {
@@ -66,6 +66,6 @@ func progressLine(p transforms.Progress, elapsed time.Duration) string {
 		left := time.Duration(float64(elapsed) * (1 - frac) / frac)
 		eta = fmt.Sprintf("%02d:%02d", int(left.Minutes()), int(left.Seconds())%60)
 	}
-	return fmt.Sprintf("[%s] %3.0f%%  %d images  %d/%d shards  %.1f img/s  ETA %s",
-		bar, 100*frac, p.Images, p.Shards, p.ShardsTotal, rate, eta)
+	return fmt.Sprintf("[%s] %3.0f%%  %d/%d images  %.1f img/s  ETA %s",
+		bar, 100*frac, p.Images, p.ImagesTotal, rate, eta)
 }

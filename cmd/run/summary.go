@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/metrics"
+
 	"github.com/segeval/segeval/internal/results"
 )
 
@@ -106,4 +108,33 @@ func num(v *float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.4f", *v)
+}
+
+// printWork prints how the run's work was split, from its counters: what
+// planning read, how many restrictions the shards were evaluated as, and
+// the partial accumulators that left the evaluation (what a runner that
+// does not lift combines would shuffle).
+func printWork(w io.Writer, m metrics.Results) {
+	c := map[string]int64{}
+	for _, r := range m.AllMetrics().Counters() {
+		if r.Key.Namespace == "segeval" {
+			c[r.Key.Name] += r.Committed
+		}
+	}
+	if c["shards"] == 0 {
+		return // paired files, or a runner that reports no counters
+	}
+	fmt.Fprintf(w, "work: %d shards planned with %d requests (%s); %d restrictions; %d partial accumulators (%s)\n",
+		c["shards"], c["plan_requests"], byteSize(c["plan_bytes"]), c["restrictions"], c["partial_accumulators"], byteSize(c["partial_accumulator_bytes"]))
+}
+
+// byteSize formats a byte count in KB or MB of 10^3 and 10^6 bytes.
+func byteSize(n int64) string {
+	switch {
+	case n >= 10e6:
+		return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.1f KB", float64(n)/1e3)
 }

@@ -1,0 +1,436 @@
+package transforms
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"reflect"
+	"runtime"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/core/sdf"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/segeval/segeval/internal/evaluate"
+	"github.com/segeval/segeval/internal/results"
+	"github.com/segeval/segeval/internal/sample"
+	"github.com/segeval/segeval/internal/shard"
+	"github.com/segeval/segeval/internal/storage"
+)
+
+// Counters of the evaluation, in the "segeval" namespace: restrictions
+// processed, and the partial accumulators emitted with their encoded bytes
+// (what a runner without combiner lifting would shuffle).
+var (
+	restrictions = beam.NewCounter("segeval", "restrictions")
+	partials     = beam.NewCounter("segeval", "partial_accumulators")
+	partialBytes = beam.NewCounter("segeval", "partial_accumulator_bytes")
+)
+
+func init() {
+	beam.RegisterType(reflect.TypeOf((*evaluateSamplesFn)(nil)).Elem())
+	register.Emitter1[evaluate.Result]()
+	register.Emitter1[*evaluate.Accumulator]()
+	register.Emitter2[string, *evaluate.Tally]()
+	register.Emitter1[results.Rejection]()
+}
+
+// Evaluated is what the evaluation produces.
+type Evaluated struct {
+	// Images holds an evaluate.Result per image evaluated.
+	Images beam.PCollection
+	// Partials holds *evaluate.Accumulator values, one per bundle that
+	// evaluated an image.
+	Partials beam.PCollection
+	// Slices holds KV<string, *evaluate.Tally>: per bundle, one tally per
+	// slice of its images.
+	Slices beam.PCollection
+	// Rejected holds a results.Rejection per sample set aside.
+	Rejected beam.PCollection
+}
+
+// Initial splits of a shard's plan: a restriction ends once it spans
+// DefaultRestrictionBytes (or EvalConfig.RestrictionBytes) or holds
+// restrictionSamples samples. Runners that do not split running work
+// (Flink) get their parallelism from these; Dataflow splits further as it
+// goes. 64 MiB is a few Cityscapes float16 samples, a few seconds of one
+// core; 1024 samples keeps a shard of tiny images from being one
+// restriction.
+const (
+	DefaultRestrictionBytes = 64 << 20
+	restrictionSamples      = 1024
+)
+
+// EvaluateSamples reads and evaluates every planned sample. It is a
+// splittable DoFn over the sample indices of each ShardPlan: a restriction
+// is a range of samples, read with one ranged read pinned to the generation
+// matched, and a runner may split it between any two samples (Dataflow's
+// dynamic work rebalancing does so for stragglers). Within a bundle the
+// samples are decoded and evaluated on up to GOMAXPROCS goroutines while
+// the next one is read, so that a worker uses its cores whatever the shard
+// layout.
+func EvaluateSamples(s beam.Scope, cfg EvalConfig, plans beam.PCollection) Evaluated {
+	s = s.Scope("EvaluateSamples")
+	images, partials, slices, rejects := beam.ParDo4(s, &evaluateSamplesFn{EvalConfig: cfg}, plans)
+	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects}
+}
+
+type evaluateSamplesFn struct {
+	EvalConfig
+
+	store   *storage.Store
+	reader  *shard.SampleReader
+	overlap *overlap
+}
+
+func (f *evaluateSamplesFn) CreateInitialRestriction(plan ShardPlan) offsetrange.Restriction {
+	return offsetrange.Restriction{Start: 0, End: int64(len(plan.Samples))}
+}
+
+// SplitRestriction cuts a plan into restrictions of about RestrictionBytes
+// each.
+func (f *evaluateSamplesFn) SplitRestriction(plan ShardPlan, rest offsetrange.Restriction) []offsetrange.Restriction {
+	size := f.RestrictionBytes
+	if size <= 0 {
+		size = DefaultRestrictionBytes
+	}
+	return splitPlan(plan, rest, size, restrictionSamples)
+}
+
+// splitPlan cuts rest into consecutive ranges, each ending once it spans
+// maxBytes or holds maxSamples samples.
+func splitPlan(plan ShardPlan, rest offsetrange.Restriction, maxBytes, maxSamples int64) []offsetrange.Restriction {
+	var splits []offsetrange.Restriction
+	start := rest.Start
+	for i := rest.Start; i < rest.End; i++ {
+		if plan.Bytes(start, i+1) >= maxBytes || i+1-start >= maxSamples {
+			splits = append(splits, offsetrange.Restriction{Start: start, End: i + 1})
+			start = i + 1
+		}
+	}
+	if start < rest.End {
+		splits = append(splits, offsetrange.Restriction{Start: start, End: rest.End})
+	}
+	return splits
+}
+
+// RestrictionSize is the bytes left to read, so that a runner sees the
+// backlog in the unit that costs.
+func (f *evaluateSamplesFn) RestrictionSize(plan ShardPlan, rest offsetrange.Restriction) float64 {
+	return float64(plan.Bytes(rest.Start, rest.End))
+}
+
+func (f *evaluateSamplesFn) CreateTracker(rest offsetrange.Restriction) *sdf.LockRTracker {
+	return sdf.NewLockRTracker(offsetrange.NewTracker(rest))
+}
+
+func (f *evaluateSamplesFn) Setup() {
+	f.store = storage.New(f.Storage)
+	f.reader = shard.NewSampleReader("", shard.Limits{})
+	f.overlap = newOverlap(f.EvalConfig)
+}
+
+func (f *evaluateSamplesFn) Teardown() error { return f.store.Close() }
+
+func (f *evaluateSamplesFn) StartBundle(context.Context, func(evaluate.Result), func(*evaluate.Accumulator),
+	func(string, *evaluate.Tally), func(results.Rejection)) {
+	f.overlap.reset() // a retried bundle must not carry a failed attempt's partial sums
+}
+
+func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, plan ShardPlan, emitImage func(evaluate.Result),
+	_ func(*evaluate.Accumulator), _ func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
+	rest := rt.GetRestriction().(offsetrange.Restriction)
+	if rest.Start >= rest.End {
+		return nil
+	}
+	restrictions.Inc(ctx, 1)
+	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
+	sh := plan.Shard
+	first := plan.Samples[rest.Start].Offset
+	r, err := f.store.OpenRange(ctx, sh.Path, sh.Generation, first, plan.Bytes(rest.Start, rest.End))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	counted := &countingReader{r: r}
+	decode := f.Decode
+	if sh.Size > 0 {
+		decode.Limits.MaxMemberBytes = min(decode.Limits.MaxMemberBytes, sh.Size)
+	}
+	f.reader.Reset(sh.Path, shard.Limits{MaxMemberBytes: decode.Limits.MaxMemberBytes})
+	pos := first
+	for i := rest.Start; rt.TryClaim(i); i++ {
+		span := plan.Samples[i]
+		// Samples left out of the plan (duplicates, defects) lie
+		// between planned ones: skip their bytes.
+		if _, err := io.CopyN(io.Discard, counted, span.Offset-pos); err != nil {
+			return f.fail(out, fmt.Errorf("read %s: %w", sh.Path, err))
+		}
+		smp, err := f.reader.Read(counted, shard.Entry{Key: span.Key, Offset: span.Offset, Length: span.Length})
+		pos = span.Offset + span.Length
+		if err != nil {
+			if counted.err != nil {
+				err = fmt.Errorf("read %s: %w", sh.Path, counted.err) // storage, not the shard's content
+			}
+			if err := out.reject(span.Key, sh.Path, err); err != nil {
+				return f.fail(out, err)
+			}
+			continue
+		}
+		job := job{sample: smp, shard: sh.Path, decode: decode, done: f.reader.Release}
+		if err := f.overlap.submit(ctx, job, out); err != nil {
+			return f.fail(out, err)
+		}
+	}
+	bytesRead.Inc(ctx, counted.n)
+	if err := rt.GetError(); err != nil {
+		return f.fail(out, err)
+	}
+	// Samples still being evaluated finish in a later call of this
+	// bundle, or in FinishBundle.
+	return out.err
+}
+
+// fail waits for the samples in flight, so that none outlives the bundle,
+// and returns err.
+func (f *evaluateSamplesFn) fail(out *emitters, err error) error {
+	f.overlap.wait(out)
+	return err
+}
+
+func (f *evaluateSamplesFn) FinishBundle(ctx context.Context, emitImage func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
+	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
+	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
+	err := f.overlap.finish(out, emitPartial, emitSlice)
+	f.reader.Drop()
+	if err != nil {
+		return err
+	}
+	return out.err
+}
+
+// emitters are a DoFn call's outputs for evaluated and rejected samples.
+// They may only be used by the goroutine of that call.
+type emitters struct {
+	ctx       context.Context
+	image     func(evaluate.Result)
+	rejection func(results.Rejection)
+	policy    Policy
+	err       error // the first error that must fail the bundle
+}
+
+func (o *emitters) emitImage(res evaluate.Result) {
+	progress.images.Add(1)
+	imagesRead.Inc(o.ctx, 1)
+	validPixels.Inc(o.ctx, res.ValidPixels)
+	o.image(res)
+}
+
+// reject sets a defective sample aside, or returns err when the run must
+// fail for it.
+func (o *emitters) reject(key, shardName string, err error) error {
+	if err := o.policy.check(err); err != nil {
+		return err
+	}
+	rejected.Inc(o.ctx, 1)
+	o.rejection(results.Rejection{Key: key, Shard: shardName, Reason: err.Error()})
+	return nil
+}
+
+// evaluationSlots bounds the samples (or thumbnails) a worker process
+// evaluates at once. A runner may run as many bundles at once as it likes
+// (prism does, with no regard for cores), and each evaluation holds a
+// decoded image and its buffers: without the bound, peak memory would grow
+// with the bundles in flight instead of the number of cores.
+var evaluationSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// acquireSlot waits for an evaluation slot and returns its release.
+func acquireSlot(ctx context.Context) (release func(), err error) {
+	select {
+	case evaluationSlots <- struct{}{}:
+		return func() { <-evaluationSlots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// job is one sample to decode and evaluate.
+type job struct {
+	sample    *shard.Sample
+	shard     string // the shard, or the prediction file of a pair
+	labelFile string // the label file of a pair
+	decode    sample.Options
+	done      func(*shard.Sample) // hands the sample's buffers back, on the DoFn's goroutine
+}
+
+// outcome is a job's result.
+type outcome struct {
+	job    job
+	result evaluate.Result
+	err    error
+	worker *worker
+}
+
+// worker decodes and evaluates one sample at a time. Each has its own
+// buffers and its own accumulator, merged when the bundle finishes.
+type worker struct {
+	dec  sample.Decoder
+	eval *evaluate.Evaluator
+}
+
+func (w *worker) run(j job) outcome {
+	img, err := w.dec.Decode(j.sample, j.shard, j.decode)
+	if err != nil {
+		return outcome{job: j, err: err, worker: w}
+	}
+	res, err := w.eval.Evaluate(img, j.shard)
+	res.Offset = j.sample.Offset
+	res.LabelFile = j.labelFile
+	return outcome{job: j, result: res, err: err, worker: w}
+}
+
+// overlap evaluates the samples of a bundle on several goroutines while the
+// DoFn reads the next one. Prism seldom runs more than one bundle of a
+// stage at once, and a Dataflow or Flink worker may be given one large
+// restriction: overlapping inside the bundle is what keeps every core busy.
+// Concurrency is bounded per process by the evaluation slots, so memory
+// grows with cores, not with bundles in flight.
+type overlap struct {
+	cfg     EvalConfig
+	idle    []*worker // workers not evaluating
+	all     []*worker
+	done    chan outcome
+	running int
+}
+
+func newOverlap(cfg EvalConfig) *overlap {
+	n := runtime.GOMAXPROCS(0)
+	return &overlap{cfg: cfg, done: make(chan outcome, n)}
+}
+
+// submit starts evaluating j as soon as a worker and a slot are free,
+// emitting the outcomes that arrive meanwhile.
+func (o *overlap) submit(ctx context.Context, j job, out *emitters) error {
+	for len(o.idle) == 0 && o.running >= cap(o.done) {
+		o.receive(<-o.done, out)
+	}
+	o.drain(out)
+	release, err := acquireSlot(ctx)
+	if err != nil {
+		return err
+	}
+	w := o.worker()
+	o.running++
+	go func() {
+		defer release()
+		o.done <- w.run(j)
+	}()
+	return out.err
+}
+
+// worker takes an idle worker, or makes one.
+func (o *overlap) worker() *worker {
+	if n := len(o.idle); n > 0 {
+		w := o.idle[n-1]
+		o.idle = o.idle[:n-1]
+		return w
+	}
+	w := &worker{eval: evaluate.NewEvaluator(o.cfg.Eval)}
+	o.all = append(o.all, w)
+	return w
+}
+
+// drain emits the outcomes that have arrived, without waiting.
+func (o *overlap) drain(out *emitters) {
+	for {
+		select {
+		case oc := <-o.done:
+			o.receive(oc, out)
+		default:
+			return
+		}
+	}
+}
+
+// wait emits every outcome still to come.
+func (o *overlap) wait(out *emitters) {
+	for o.running > 0 {
+		o.receive(<-o.done, out)
+	}
+}
+
+func (o *overlap) receive(oc outcome, out *emitters) {
+	o.running--
+	o.idle = append(o.idle, oc.worker)
+	oc.job.done(oc.job.sample)
+	if oc.err != nil {
+		if err := out.reject(oc.job.sample.Key, oc.job.shard, oc.err); err != nil && out.err == nil {
+			out.err = err
+		}
+		return
+	}
+	out.emitImage(oc.result)
+}
+
+// finish waits for the bundle's samples, emits the merged accumulator and
+// slice tallies, and drops the workers' image-sized buffers: an idle DoFn
+// instance (runners keep several) must not hold on to them.
+func (o *overlap) finish(out *emitters, emitPartial func(*evaluate.Accumulator), emitSlice func(string, *evaluate.Tally)) error {
+	o.wait(out)
+	var acc *evaluate.Accumulator
+	slices := map[string]*evaluate.Tally{}
+	for _, w := range o.all {
+		a, s := w.eval.Take()
+		if acc == nil {
+			acc = a
+		} else if err := acc.Merge(a); err != nil {
+			return err
+		}
+		for key, t := range s {
+			if slices[key] == nil {
+				slices[key] = t
+			} else if err := slices[key].Merge(t); err != nil {
+				return err
+			}
+		}
+		w.dec = sample.Decoder{}
+		w.eval.Release()
+	}
+	if acc != nil {
+		if data, err := acc.MarshalBinary(); err == nil { // the coder's encoding, measured
+			partials.Inc(out.ctx, 1)
+			partialBytes.Inc(out.ctx, int64(len(data)))
+		}
+		emitPartial(acc)
+	}
+	for key, t := range slices {
+		emitSlice(key, t)
+	}
+	return nil
+}
+
+// reset empties the workers' accumulators.
+func (o *overlap) reset() {
+	for _, w := range o.all {
+		w.eval.Take()
+	}
+}
+
+// countingReader counts the bytes read through it and keeps the first read
+// error, so that a storage failure is told apart from a broken shard.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	progress.bytes.Add(int64(n))
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
