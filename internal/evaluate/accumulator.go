@@ -26,6 +26,15 @@ type Tally struct {
 	ImagesWithLoss int64
 	LossSum        exact.Sum
 	LossBoundSum   exact.Sum
+	// LossBins is the distribution of the losses of the ImagesWithLoss
+	// images, of length LossBinCount (see LossBin), so that the report can
+	// draw it from merged tallies without gathering per-image rows: bin
+	// i < LossBinCount-1 counts the images whose loss lies in
+	// [i/100, (i+1)/100), the last bin those whose loss is 1 or more (the
+	// Lovász hinge has no upper bound; the Lovász-Softmax is at most 1).
+	// Images without a loss are not counted, so the bins sum to
+	// ImagesWithLoss.
+	LossBins []int64
 	// Per class: the sum of the class's per-image loss over the images where
 	// it counted, and the number of those images.
 	ClassLossSum    []exact.Sum
@@ -37,12 +46,42 @@ type Tally struct {
 	Counts     lovasz.Counts
 }
 
+// LossBinCount is the number of Tally.LossBins: 100 bins 0.01 wide over
+// [0, 1) and one for losses of 1 or more.
+const LossBinCount = 101
+
+// LossBin returns the index in Tally.LossBins of the bin that counts an
+// image of the given defined (not NaN) loss. The bins' edges are the
+// doubles float64(i)/100, nearest i/100, so that a loss that prints as 0.29
+// is in bin 29, although that double lies a little below 0.29.
+// Losses below 0, which neither loss takes but which are harmless to
+// count, are in bin 0; losses of 1 or more, +Inf included, in the last.
+func LossBin(loss float64) int {
+	const last = LossBinCount - 1
+	switch {
+	case loss >= 1:
+		return last
+	case !(loss > 0): // 0, -0, negative
+		return 0
+	}
+	// loss*100 is within half an ulp of the exact product, so the
+	// truncation is at most one bin off; the comparisons settle it.
+	i := min(int(loss*100), last-1)
+	if i > 0 && loss < float64(i)/100 {
+		i--
+	} else if i < last-1 && loss >= float64(i+1)/100 {
+		i++
+	}
+	return i
+}
+
 // NewTally returns an empty tally for the given number of classes.
 func NewTally(classes int) *Tally {
 	return &Tally{
 		Classes:         classes,
 		ClassLossSum:    make([]exact.Sum, classes),
 		ClassLossImages: make([]int64, classes),
+		LossBins:        make([]int64, LossBinCount),
 		Counts:          *lovasz.NewCounts(classes),
 	}
 }
@@ -59,6 +98,7 @@ func (t *Tally) add(res Result, perClass []float64, counts *lovasz.Counts) error
 		t.ImagesWithLoss++
 		t.LossSum.Add(res.Loss)
 		t.LossBoundSum.Add(res.LossBound)
+		t.LossBins[LossBin(res.Loss)]++
 	}
 	for c, l := range perClass {
 		if !math.IsNaN(l) {
@@ -73,10 +113,16 @@ func (t *Tally) add(res Result, perClass []float64, counts *lovasz.Counts) error
 	return t.Counts.Merge(counts)
 }
 
-// Merge adds o into t.
+// Merge adds o into t. Both must have been made by NewTally (or decoded);
+// a tally whose slices have other lengths is an error, before anything is
+// added.
 func (t *Tally) Merge(o *Tally) error {
 	if t.Classes != o.Classes {
 		return fmt.Errorf("%w: images disagree on the number of classes: %d and %d", lovasz.ErrBadInput, t.Classes, o.Classes)
+	}
+	if len(t.LossBins) != LossBinCount || len(o.LossBins) != LossBinCount {
+		return fmt.Errorf("merging tallies of %d and %d loss bins, want %d: tallies are made by NewTally",
+			len(t.LossBins), len(o.LossBins), LossBinCount)
 	}
 	t.Images += o.Images
 	t.ImagesWithoutValidPixels += o.ImagesWithoutValidPixels
@@ -84,6 +130,9 @@ func (t *Tally) Merge(o *Tally) error {
 	t.ImagesWithLoss += o.ImagesWithLoss
 	t.LossSum.Merge(o.LossSum)
 	t.LossBoundSum.Merge(o.LossBoundSum)
+	for i, n := range o.LossBins {
+		t.LossBins[i] += n
+	}
 	for c := range t.ClassLossSum {
 		t.ClassLossSum[c].Merge(o.ClassLossSum[c])
 		t.ClassLossImages[c] += o.ClassLossImages[c]

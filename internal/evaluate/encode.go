@@ -27,7 +27,7 @@ import (
 //	tally:       header classes, then the tally body
 //
 //	tally body:     Images ImagesWithoutValidPixels ValidPixels ImagesWithLoss
-//	                LossSum LossBoundSum ClassLossSum ClassLossImages
+//	                LossSum LossBoundSum LossBins ClassLossSum ClassLossImages
 //	                MIoUSum MIoUImages Confusion UnknownPred
 //	histogram body: FgCount BgCount FgSum BgSum MaxError
 //	bootstrap body: Class LossSum LossWeight
@@ -50,11 +50,14 @@ import (
 // float is zero only when all its bits are, so -0 is kept as a nonzero
 // element. The encoder picks whichever of the two is smaller.
 //
-// Version 2 made the sums exact.Sums and the bootstrap's Class and
-// LossWeight integers; version 1, with float64 for all of them, is not read
-// any more: encodings only cross a run's shuffle.
+// A tally's LossBins are always LossBinCount long, whatever its classes.
+//
+// Version 3 added the tally's LossBins. Version 2 made the sums exact.Sums
+// and the bootstrap's Class and LossWeight integers (version 1 had float64
+// for all of them). Older versions are not read: encodings only cross a
+// run's shuffle, between workers of one build.
 const (
-	formatVersion = 2
+	formatVersion = 3
 
 	kindAccumulator = 'a'
 	kindTally       = 't'
@@ -106,8 +109,9 @@ func (s *shape) check(kind byte) error {
 	}
 	c, r, b := int64(s.classes), int64(s.replicates), int64(s.bins)
 	const i64, f64, sum = 8, 8, 16 // bytes per element
-	// Tally: class loss sums and images, confusion, unknown predictions.
-	size := c*(sum+i64) + c*c*i64 + c*i64
+	// Tally: loss bins, class loss sums and images, confusion, unknown
+	// predictions.
+	size := LossBinCount*i64 + c*(sum+i64) + c*c*i64 + c*i64
 	if kind == kindAccumulator {
 		// Histogram: 2 counts and 2 sums per bin, the maximum errors;
 		// bootstrap: 3 counts per class and replicate, a sum and a
@@ -204,7 +208,8 @@ func (a *Accumulator) decodeBody(d *decoder, s shape) {
 
 // MarshalBinary encodes the tally compactly, as Accumulator.MarshalBinary
 // does; UnmarshalBinary decodes it. It fails on a tally whose slice lengths
-// do not match its classes, as NewTally makes them.
+// are not those NewTally gives its classes, such as the zero Tally, whose
+// LossBins are nil.
 func (t *Tally) MarshalBinary() ([]byte, error) {
 	if t == nil {
 		return nil, errors.New("encoding tally: nil tally")
@@ -239,10 +244,12 @@ func (t *Tally) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-// checkShape reports slices whose lengths do not match t.Classes.
+// checkShape reports slices whose lengths do not match t.Classes, and loss
+// bins that are not LossBinCount.
 func (t *Tally) checkShape() error {
 	c := t.Classes
 	return errors.Join(sameClasses("confusion counts", t.Counts.Classes, c),
+		wantLen("LossBins", t.LossBins, LossBinCount),
 		wantLen("ClassLossSum", t.ClassLossSum, c), wantLen("ClassLossImages", t.ClassLossImages, c),
 		wantLen("Confusion", t.Counts.Confusion, c*c), wantLen("UnknownPred", t.Counts.UnknownPred, c))
 }
@@ -254,6 +261,7 @@ func (t *Tally) appendBody(b []byte) []byte {
 	b = binary.AppendVarint(b, t.ImagesWithLoss)
 	b = appendSum(b, t.LossSum)
 	b = appendSum(b, t.LossBoundSum)
+	b = appendSlice(b, t.LossBins, int64s)
 	b = appendSlice(b, t.ClassLossSum, sums)
 	b = appendSlice(b, t.ClassLossImages, int64s)
 	b = appendSum(b, t.MIoUSum)
@@ -271,6 +279,7 @@ func (t *Tally) decodeBody(d *decoder, s shape) {
 	t.ImagesWithLoss = d.varint()
 	t.LossSum = d.sum()
 	t.LossBoundSum = d.sum()
+	readSlice(d, "LossBins", t.LossBins, LossBinCount, int64s)
 	readSlice(d, "ClassLossSum", t.ClassLossSum, c, sums)
 	readSlice(d, "ClassLossImages", t.ClassLossImages, c, int64s)
 	t.MIoUSum = d.sum()

@@ -165,6 +165,8 @@ func TestAccumulatorRoundTripSpecialValues(t *testing.T) {
 	acc.Tally.MIoUSum = sumOf(math.Inf(-1))
 	acc.Tally.ClassLossSum = []exact.Sum{{Hi: math.MaxInt64, Lo: math.MaxUint64}, {}, sumOf(math.Inf(1))}
 	acc.Tally.ClassLossImages = []int64{-1, 0, math.MinInt64}
+	acc.Tally.LossBins[0] = math.MaxInt64
+	acc.Tally.LossBins[LossBinCount-1] = math.MinInt64 // the last bin, sparse
 	acc.Tally.Counts.Confusion[4] = math.MaxInt64
 	h := acc.Histogram
 	h.MaxError = []float64{0, negZero, nanPayload} // a zero among NaNs
@@ -370,17 +372,21 @@ func TestAccumulatorUnmarshalErrors(t *testing.T) {
 		}
 		return append(b, rest...)
 	}
-	// A tally body starts with 4 varints and 2 sums, then ClassLossSum;
-	// zeros take a byte each.
+	// A tally body starts with 4 varints and 2 sums, then LossBins, then
+	// ClassLossSum; zeros take a byte each, and zero loss bins 3 bytes (the
+	// length, tagSparse, no nonzero value).
 	scalars := make([]byte, 4+2)
-	classLossSum := func(rest ...byte) []byte { return header(3, 1, 2, slices.Concat(scalars, rest)...) }
+	lossBins := func(rest ...byte) []byte { return header(3, 1, 2, slices.Concat(scalars, rest)...) }
+	noLoss := []byte{LossBinCount, tagSparse, 0}
+	classLossSum := func(rest ...byte) []byte { return lossBins(slices.Concat(noLoss, rest)...) }
 	tests := []struct {
 		name string
 		data []byte
 		want string
 	}{
 		{"empty", nil, "unexpected end"},
-		{"unknown version", append([]byte{3}, valid[1:]...), "unknown format version 3"},
+		{"unknown version", append([]byte{4}, valid[1:]...), "unknown format version 4"},
+		{"version 2, without loss bins", append([]byte{2}, valid[1:]...), "unknown format version 2"},
 		{"version 1, of float sums", append([]byte{1}, valid[1:]...), "unknown format version 1"},
 		{"version 0", append([]byte{0}, valid[1:]...), "unknown format version 0"},
 		{"a tally", tally, "kind 't', want 'a'"},
@@ -392,6 +398,9 @@ func TestAccumulatorUnmarshalErrors(t *testing.T) {
 		{"more replicates", header(3, 1, 3, valid[5:]...), "bootstrap Class holds 18 values, want 27"},
 		{"trailing byte", append(append([]byte{}, valid...), 0), "1 trailing bytes"},
 		{"wrong slice length", classLossSum(4, tagDense), "ClassLossSum holds 4 values, want 3"},
+		{"loss bins of a class count", lossBins(3, tagDense, 0, 0, 0), "LossBins holds 3 values, want 101"},
+		{"short loss bins", lossBins(LossBinCount, tagDense, 2, 2), "LossBins: 101 values need at least 101 bytes"},
+		{"loss bin past the end", lossBins(LossBinCount, tagSparse, 1, LossBinCount, 2), "LossBins: a value past index 100"},
 		{"unknown slice tag", classLossSum(3, 7), "unknown slice encoding 7"},
 		{"short dense slice", classLossSum(3, tagDense, 1, 2), "need at least 3 bytes"},
 		{"sparse value past the end", classLossSum(3, tagSparse, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0), "past index 2"},
@@ -440,6 +449,7 @@ func TestAccumulatorMarshalErrors(t *testing.T) {
 		{"short histogram", func(a *Accumulator) { a.Histogram.FgSum = a.Histogram.FgSum[1:] }, "FgSum holds"},
 		{"histogram classes", func(a *Accumulator) { a.Histogram.Classes = 5 }, "histogram of 5 classes"},
 		{"confusion classes", func(a *Accumulator) { a.Tally.Counts = *lovasz.NewCounts(3) }, "confusion counts of 3 classes"},
+		{"loss bins", func(a *Accumulator) { a.Tally.LossBins = a.Tally.LossBins[1:] }, "LossBins holds 100 values, want 101"},
 		{"bootstrap replicates", func(a *Accumulator) { a.Bootstrap.Replicates = 3 }, "bootstrap Class holds"},
 		{"resolution", func(a *Accumulator) { a.Histogram.BinsPerOctave = 5 }, "bins per octave"},
 	}
@@ -453,15 +463,19 @@ func TestAccumulatorMarshalErrors(t *testing.T) {
 	if _, err := (&Tally{Classes: 2}).MarshalBinary(); err == nil {
 		t.Error("encoding a tally without slices succeeded")
 	}
-	// The zero tally has no classes and encodes; it decodes with empty
+	// The zero tally has no loss bins, which every tally has, and does
+	// not encode; a tally of no classes does, and decodes with empty class
 	// slices.
-	data, err := (&Tally{}).MarshalBinary()
+	if _, err := (&Tally{}).MarshalBinary(); err == nil || !strings.Contains(err.Error(), "LossBins holds 0 values, want 101") {
+		t.Errorf("encoding the zero tally: %v", err)
+	}
+	data, err := NewTally(0).MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var tl Tally
-	if err := tl.UnmarshalBinary(data); err != nil || tl.Classes != 0 || tl.Counts.Confusion == nil {
-		t.Errorf("zero tally decoded as %+v, %v", tl, err)
+	if err := tl.UnmarshalBinary(data); err != nil || tl.Classes != 0 || tl.Counts.Confusion == nil || len(tl.LossBins) != LossBinCount {
+		t.Errorf("tally of no classes decoded as %+v, %v", tl, err)
 	}
 }
 
@@ -581,6 +595,11 @@ func FuzzAccumulatorUnmarshal(f *testing.F) {
 			f.Add(data)
 		}
 	}
+	empty, err := NewTally(0).MarshalBinary()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(empty)
 	f.Add([]byte{})
 	f.Add([]byte{formatVersion, kindAccumulator, 1, 1, 0})
 	f.Add([]byte{formatVersion, kindTally, 0, 0, 0, 0, 0})

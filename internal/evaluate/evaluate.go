@@ -91,9 +91,12 @@ type Result struct {
 	Shard string // the tar shard, or the prediction file of a paired sample
 	// LabelFile is the label file of a paired sample, "" for tar shards.
 	LabelFile string
-	// Offset is where the sample starts in its tar shard, so that it can
-	// be read again without scanning the shard.
+	// Offset and Length locate the sample in its tar shard, and Generation
+	// is the version of the shard it was read from, so that it can be read
+	// again, exactly, without scanning the shard.
 	Offset        int64
+	Length        int64
+	Generation    int64
 	ValidPixels   int64
 	Loss          float64 // Lovász-Softmax (or hinge in binary mode); NaN for argmax maps and images without valid pixels
 	LossBound     float64

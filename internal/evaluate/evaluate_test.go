@@ -190,7 +190,7 @@ func TestAccumulatorSize(t *testing.T) {
 		acc := mustAcc(t, tt.classes)
 		tl, b := acc.Tally, acc.Bootstrap
 		const sum = int(unsafe.Sizeof(exact.Sum{}))
-		bytes := acc.Histogram.SizeBytes() + 8*(len(tl.Counts.Confusion)+len(tl.Counts.UnknownPred)+len(tl.ClassLossImages)) +
+		bytes := acc.Histogram.SizeBytes() + 8*(len(tl.Counts.Confusion)+len(tl.Counts.UnknownPred)+len(tl.ClassLossImages)+len(tl.LossBins)) +
 			sum*len(tl.ClassLossSum) + 8*(len(b.Class)+len(b.LossWeight)) + sum*len(b.LossSum)
 		if mb := float64(bytes) / 1e6; mb > tt.maxMB {
 			t.Errorf("C=%d: accumulator %.2f MB, documented at most %v MB", tt.classes, mb, tt.maxMB)

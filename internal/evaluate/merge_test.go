@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -143,6 +144,7 @@ func TestMergeOrderGivesIdenticalBytes(t *testing.T) {
 					if len(want) < 3 {
 						t.Fatal("no slices")
 					}
+					checkLossBins(t, merged.acc.Tally.LossBins, losses)
 				} else if !slices.EqualFunc(got, want, bytes.Equal) {
 					t.Fatalf("merge %d gives other bytes than merge 0", trial)
 				}
@@ -157,5 +159,30 @@ func TestMergeOrderGivesIdenticalBytes(t *testing.T) {
 			}
 			t.Logf("%d distinct float64 sums of the per-image losses over 50 orders", len(floatSums))
 		})
+	}
+}
+
+// checkLossBins checks that bins are the histogram of the defined losses,
+// and that they spread over several bins, so that merging them shows
+// something.
+func checkLossBins(t *testing.T, bins []int64, losses []float64) {
+	t.Helper()
+	want := make([]int64, LossBinCount)
+	for _, l := range losses {
+		if !math.IsNaN(l) {
+			want[LossBin(l)]++
+		}
+	}
+	if !slices.Equal(bins, want) {
+		t.Errorf("loss bins %v, want %v", bins, want)
+	}
+	filled := 0
+	for _, n := range want {
+		if n > 0 {
+			filled++
+		}
+	}
+	if filled < 2 {
+		t.Errorf("the losses fill %d bins: the test shows little", filled)
 	}
 }

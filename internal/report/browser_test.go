@@ -67,7 +67,7 @@ func TestBrowser(t *testing.T) {
 	base := fixture("cityscapes-val-2025-02-01", 2, cityscapesNames)
 	base.MIoU, base.LovaszSoftmax.PerImageMean = ptr(0.7211), ptr(0.2905)
 	thumb := thumbnail(t)
-	in := Input{Metrics: m, Rows: rows(500), Baseline: &base, Thumbnails: map[string]Thumbnail{
+	in := Input{Metrics: m, LossBins: lossBins(497), Baseline: &base, Thumbnails: map[string]Thumbnail{
 		"bremen/000123": thumb, "bremen/000456": thumb, "aachen/000042": thumb,
 	}}
 	page := filepath.Join(dir, "report.html")

@@ -386,43 +386,136 @@ func confusionChart(m results.Metrics) (template.HTML, error) {
 	})
 }
 
-// lossHistogram draws the distribution of the defined per-image losses,
-// with their mean marked.
-func lossHistogram(losses []float64, lossLabel string) (template.HTML, error) {
-	bins := min(max(int(math.Sqrt(float64(len(losses)))), 10), 60)
-	hist, err := plotter.NewHist(plotter.Values(losses), bins)
-	if err != nil {
-		return "", err
-	}
-	hist.FillColor = runColor
-	hist.LineStyle.Color = color.White
-	hist.LineStyle.Width = 0.5
+// Bars of the loss histogram: at least minLossBars and at most maxLossBars
+// over the range of losses that holds data, aiming at the square root of
+// the number of images.
+const (
+	minLossBars = 10
+	maxLossBars = 50
+)
 
-	var sum float64
-	for _, v := range losses {
-		sum += v
+// lossBarWidths are the widths, in evaluate.Tally.LossBins' 0.01-wide
+// bins, that the loss histogram's bars may take: divisors of 100, so that
+// bars aligned on multiples of their width have round edges and never
+// straddle 1. Up to 10 is enough for minLossBars bars over [0, 1).
+var lossBarWidths = []int{1, 2, 4, 5, 10}
+
+// lossBars are the bars of the loss histogram.
+type lossBars struct {
+	// bars are drawn left to right: bars of equal width, each the sum of
+	// whole neighbouring bins, over the range of the bins that hold data
+	// (up to 1 when some loss is 1 or more), then the bar of losses of 1
+	// or more when there are any. Empty bars inside the range are kept.
+	bars []plotter.HistogramBin
+	// step is the width of a bar over [0, 1), in bins.
+	step int
+	// over tells whether the last bar counts the losses of 1 or more; it
+	// is as wide as the others, past 1 after a gap, at overX.
+	over  bool
+	overX float64
+}
+
+// newLossBars merges the 0.01-wide bins of a loss histogram (an
+// evaluate.Tally's LossBins) into the bars to draw: the fewest bars of a
+// width in lossBarWidths that are at most the square root of the number of
+// images, clamped to [minLossBars, maxLossBars].
+func newLossBars(bins []int64) lossBars {
+	last := len(bins) - 1 // the bin of losses of 1 or more
+	var total int64
+	lo, hi := -1, -1 // the first and last bin below 1 that hold data
+	for i, n := range bins {
+		total += n
+		if n > 0 && i < last {
+			if lo < 0 {
+				lo = i
+			}
+			hi = i
+		}
 	}
-	mean := sum / float64(len(losses))
+	b := lossBars{step: lossBarWidths[len(lossBarWidths)-1], over: last >= 0 && bins[last] > 0}
+	if b.over && lo >= 0 {
+		hi = last - 1 // the bars reach 1, where the last bar's losses start
+	}
+	if lo >= 0 {
+		target := min(max(int(math.Round(math.Sqrt(float64(total)))), minLossBars), maxLossBars)
+		for _, w := range lossBarWidths {
+			if hi/w-lo/w+1 <= target {
+				b.step = w
+				break
+			}
+		}
+		for start := lo / b.step * b.step; start <= hi; start += b.step {
+			var n int64
+			for _, c := range bins[start : start+b.step] {
+				n += c
+			}
+			b.bars = append(b.bars, plotter.HistogramBin{
+				Min: float64(start) / 100, Max: float64(start+b.step) / 100, Weight: float64(n)})
+		}
+	}
+	if b.over {
+		width := float64(b.step) / 100
+		x := 1.0
+		if len(b.bars) > 0 {
+			// Far enough from 1 for the tick labels "1" and "≥ 1" not to
+			// meet: 8% of the range, at least a bar.
+			x += max(width, 0.08*(1-b.bars[0].Min))
+		}
+		b.bars = append(b.bars, plotter.HistogramBin{Min: x, Max: x + width, Weight: float64(bins[last])})
+		b.overX = x + width/2
+	}
+	return b
+}
+
+// lossHistogram draws the distribution of the per-image losses from their
+// 0.01-wide bins (an evaluate.Tally's LossBins, at least one image in
+// them), with their mean marked when it is defined.
+func lossHistogram(bins []int64, mean *float64, lossLabel string) (template.HTML, error) {
+	lb := newLossBars(bins)
+	hist := &plotter.Histogram{
+		Bins:      lb.bars,
+		Width:     float64(lb.step) / 100,
+		FillColor: runColor,
+		LineStyle: draw.LineStyle{Color: color.White, Width: 0.5},
+	}
 	var top float64
-	for _, b := range hist.Bins {
+	for _, b := range lb.bars {
 		top = max(top, b.Weight)
 	}
-	line, err := plotter.NewLine(plotter.XYs{{X: mean, Y: 0}, {X: mean, Y: top * 1.05}})
-	if err != nil {
-		return "", err
-	}
-	line.Color = meanColor
-	line.Width = 1.5
-	line.Dashes = []vg.Length{4, 3}
 
 	p := newPlot()
 	grid := plotter.NewGrid()
 	grid.Vertical.Width = 0
 	grid.Horizontal.Color = gridColor
-	p.Add(grid, hist, line)
-	p.Legend.Add("mean "+strconv.FormatFloat(mean, 'f', 4, 64), line)
-	p.Legend.Top = true
+	p.Add(grid, hist)
+	if mean != nil {
+		x := *mean
+		if lb.over && x >= 1 { // in the bar of losses of 1 or more
+			x = lb.overX
+		}
+		line, err := plotter.NewLine(plotter.XYs{{X: x, Y: 0}, {X: x, Y: top * 1.05}})
+		if err != nil {
+			return "", err
+		}
+		line.Color = meanColor
+		line.Width = 1.5
+		line.Dashes = []vg.Length{4, 3}
+		p.Add(line)
+		p.Legend.Add("mean "+strconv.FormatFloat(*mean, 'f', 4, 64), line)
+		p.Legend.Top = true
+	}
 	p.X.Label.Text = lossLabel
+	if lb.over {
+		// The default ticks up to 1, then the last bar's.
+		regular := lb.bars[:len(lb.bars)-1]
+		p.X.Tick.Marker = plot.TickerFunc(func(_, _ float64) []plot.Tick {
+			var ticks []plot.Tick
+			if len(regular) > 0 {
+				ticks = plot.DefaultTicks{}.Ticks(regular[0].Min, 1)
+			}
+			return append(ticks, plot.Tick{Value: lb.overX, Label: "≥ 1"})
+		})
+	}
 	p.Y.Label.Text = "images"
 	p.Y.Min = 0
 	p.Y.Tick.Marker = plot.TickerFunc(countTicks)

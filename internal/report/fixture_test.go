@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/segeval/segeval/internal/evaluate"
 	"github.com/segeval/segeval/internal/results"
 )
 
@@ -120,21 +121,25 @@ func withExtras(m results.Metrics) results.Metrics {
 	return m
 }
 
-// rows are n per-image rows with losses spread over (0, 1), every tenth
-// without one (an image without valid pixels).
-func rows(n int) []results.ImageRow {
+// lossBins are the loss bins (as in evaluate.Tally.LossBins) of n images
+// whose losses spread over (0.08, 0.68), more of them low.
+func lossBins(n int) []int64 {
 	rng := rand.New(rand.NewPCG(3, 4))
-	var rs []results.ImageRow
-	for i := range n {
-		r := results.ImageRow{Key: fmt.Sprintf("img%04d", i), LossName: "lovasz_softmax", ValidPixels: 1000}
-		if i%10 != 9 {
-			u := rng.Float64()
-			r.Loss = ptr(0.08 + 0.6*u*u)
-			r.MIoU = ptr(1 - *r.Loss)
-		}
-		rs = append(rs, r)
+	bins := make([]int64, evaluate.LossBinCount)
+	for range n {
+		u := rng.Float64()
+		bins[evaluate.LossBin(0.08+0.6*u*u)]++
 	}
-	return rs
+	return bins
+}
+
+// binsOf are the loss bins of the given losses.
+func binsOf(losses ...float64) []int64 {
+	bins := make([]int64, evaluate.LossBinCount)
+	for _, l := range losses {
+		bins[evaluate.LossBin(l)]++
+	}
+	return bins
 }
 
 // sceneMaps are a label map and a prediction of a street scene of h x w

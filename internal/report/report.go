@@ -33,8 +33,13 @@ import (
 // Input is what a report shows.
 type Input struct {
 	Metrics results.Metrics
-	// Rows are the per-image rows, whose losses make the loss histogram.
-	Rows []results.ImageRow
+	// LossBins is the distribution of the per-image losses that the loss
+	// histogram draws: the run's merged evaluate.Tally.LossBins, of length
+	// evaluate.LossBinCount, or nil when no image has a loss. The images of
+	// Metrics.Images it does not count have no loss. Whether the loss is
+	// the Lovász hinge or the Lovász-Softmax, and its mean, come from
+	// Metrics.
+	LossBins []int64
 	// Baseline, if not nil, is a previous run to compare with.
 	Baseline *results.Metrics
 	// Thumbnails, by image key, are shown beside the worst images.
@@ -273,7 +278,7 @@ func newPage(in Input) (*page, error) {
 			p.Level, formatInt(int64(iv.Replicates)))
 	}
 
-	for _, h := range headlines(m.Mode == string(evaluate.Binary) || m.LovaszHinge != nil) {
+	for _, h := range headlines(hinge(m)) {
 		row := metricRow{Name: h.name, Value: h.show(m)}
 		if m.Intervals != nil && h.interval != nil {
 			row.Interval = formatInterval(*h.interval(m.Intervals))
@@ -360,34 +365,60 @@ func classRows(m *results.Metrics, baseline *results.Metrics) ([]classRow, bool)
 	return rows, intervals != nil
 }
 
-// addLosses adds the histogram of the defined per-image losses of in.Rows.
-func (p *page) addLosses(in Input) error {
-	var losses []float64
-	label := "per-image Lovász-Softmax loss"
-	for _, r := range in.Rows {
-		if r.LossName == "lovasz_hinge" {
-			label = "per-image Lovász hinge loss"
-		}
-		if r.Loss != nil && !math.IsNaN(*r.Loss) && !math.IsInf(*r.Loss, 0) {
-			losses = append(losses, *r.Loss)
-		}
-	}
-	skipped := len(in.Rows) - len(losses)
+// hinge reports whether m's loss is the Lovász hinge (binary mode) rather
+// than the Lovász-Softmax.
+func hinge(m *results.Metrics) bool {
+	return m.LovaszHinge != nil || m.Mode == string(evaluate.Binary)
+}
+
+// perImageMean is the mean of m's per-image losses, nil if undefined.
+func perImageMean(m *results.Metrics) *float64 {
 	switch {
-	case len(in.Rows) == 0:
-		p.LossNote = "No per-image rows were given."
+	case m.LovaszHinge != nil:
+		return m.LovaszHinge.PerImageMean
+	case m.LovaszSoftmax != nil:
+		return m.LovaszSoftmax.PerImageMean
+	}
+	return nil
+}
+
+// addLosses adds the histogram of the per-image losses, drawn from
+// in.LossBins, and the note that says how many images it shows. Bins that
+// do not fit the metrics (of another length, negative, or counting more
+// images than were evaluated) are an error.
+func (p *page) addLosses(in Input) error {
+	m := &in.Metrics
+	bins := in.LossBins
+	if len(bins) != 0 && len(bins) != evaluate.LossBinCount {
+		return fmt.Errorf("loss histogram: %d bins, want %d", len(bins), evaluate.LossBinCount)
+	}
+	var withLoss int64
+	for i, n := range bins {
+		if n < 0 || n > m.Images-withLoss { // no overflow: withLoss <= m.Images
+			return fmt.Errorf("loss histogram: bin %d holds %d images, with %d before it of %d evaluated",
+				i, n, withLoss, m.Images)
+		}
+		withLoss += n
+	}
+	switch skipped := m.Images - withLoss; {
+	case m.Images == 0:
+		p.LossNote = "No images were evaluated."
 		return nil
-	case len(losses) == 0:
-		p.LossNote = fmt.Sprintf("None of the %s images has a loss.", formatInt(int64(len(in.Rows))))
+	case withLoss == 0:
+		p.LossNote = fmt.Sprintf("None of the %s images has a loss.", formatInt(m.Images))
 		return nil
 	case skipped > 0:
 		p.LossNote = fmt.Sprintf("%s images; %s without a loss (no valid pixels) are left out.",
-			formatInt(int64(len(losses))), formatInt(int64(skipped)))
+			formatInt(withLoss), formatInt(skipped))
 	default:
-		p.LossNote = fmt.Sprintf("%s images.", formatInt(int64(len(losses))))
+		p.LossNote = fmt.Sprintf("%s images.", formatInt(withLoss))
+	}
+	label := "per-image Lovász-Softmax loss"
+	if hinge(m) {
+		label = "per-image Lovász hinge loss"
 	}
 	var err error
-	if p.LossChart, err = lossHistogram(losses, label); err != nil {
+	if p.LossChart, err = lossHistogram(bins, perImageMean(m), label); err != nil {
 		return fmt.Errorf("loss histogram: %w", err)
 	}
 	return nil

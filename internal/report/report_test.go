@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"errors"
+	"io"
+	"math"
 	"strings"
 	"testing"
 
@@ -56,7 +58,7 @@ func TestRender(t *testing.T) {
 		absent []string // substrings the page must not hold
 	}{{
 		name: "plain",
-		in:   Input{Metrics: plain, Rows: rows(50)},
+		in:   Input{Metrics: plain, LossBins: lossBins(450)},
 		svgs: 3,
 		want: []check{
 			{"headline", "Images", []string{">500<"}},
@@ -68,12 +70,13 @@ func TestRender(t *testing.T) {
 			{"headline", "Mean Dice", []string{`<td class="v">–</td>`}},
 			{"headline", "Frequency-weighted IoU", []string{">0.8801<"}},
 			{"headline", "Per-image mIoU, mean", []string{">0.6543<"}},
-			{"", "", []string{"45 images; 5 without a loss", "Run <strong>run-1</strong>", "&lt;script&gt;"}},
+			{"losses", "", []string{"450 images; 50 without a loss", "per-image Lovász-Softmax loss", "mean 0.2841"}},
+			{"", "", []string{"Run <strong>run-1</strong>", "&lt;script&gt;"}},
 		},
-		absent: []string{"Baseline", "interval", `id="slices"`, `id="worst"`},
+		absent: []string{"Baseline", "interval", `id="slices"`, `id="worst"`, "≥ 1", "hinge"},
 	}, {
 		name: "baseline",
-		in:   Input{Metrics: plain, Rows: rows(50), Baseline: &baseline},
+		in:   Input{Metrics: plain, LossBins: lossBins(497), Baseline: &baseline},
 		svgs: 3,
 		want: []check{
 			{"headline", "Images", []string{">500<", ">480<", "<td>&#43;20</td>"}},
@@ -86,7 +89,7 @@ func TestRender(t *testing.T) {
 		absent: []string{"interval"},
 	}, {
 		name: "intervals, slices and worst images with thumbnails",
-		in: Input{Metrics: withExtras(plain), Rows: rows(50), Baseline: &baseline,
+		in: Input{Metrics: withExtras(plain), LossBins: lossBins(497), Baseline: &baseline,
 			Thumbnails: map[string]Thumbnail{"bremen/000123": thumb, "aachen/000042": {Label: thumb.Label}}},
 		svgs: 3,
 		pngs: 3,
@@ -104,30 +107,42 @@ func TestRender(t *testing.T) {
 		svgs: 2,
 		want: []check{
 			{"worst", "1", []string{"bremen/000123", ">0.9123<"}},
-			{"", "", []string{"No per-image rows were given."}},
+			{"losses", "", []string{"None of the 500 images has a loss."}},
 		},
 		absent: []string{"Label · Prediction", "<img"},
 	}, {
 		name: "no images",
-		in: Input{Metrics: results.Metrics{RunID: "<b>empty</b>", Mode: "multiclass", Classes: []results.Class{}},
-			Rows: []results.ImageRow{{Key: "a", LossName: "lovasz_softmax"}}},
+		in:   Input{Metrics: results.Metrics{RunID: "<b>empty</b>", Mode: "multiclass", Classes: []results.Class{}}},
 		svgs: 0,
 		want: []check{
 			{"headline", "Images", []string{">0<"}},
 			{"headline", "mIoU", []string{">–<"}},
 			{"headline", "Lovász-Softmax, per-image mean", []string{">–<"}},
-			{"", "", []string{"No classes.", "No confusion matrix", "None of the 1 images has a loss.", "&lt;b&gt;empty&lt;/b&gt;"}},
+			{"", "", []string{"No classes.", "No confusion matrix", "No images were evaluated.", "&lt;b&gt;empty&lt;/b&gt;"}},
 		},
 		absent: []string{"<b>empty"},
 	}, {
 		name: "hinge",
 		in: Input{Metrics: results.Metrics{Mode: "binary", Images: 2,
 			LovaszHinge: &results.HingeLoss{PerImageMean: ptr(0.5)}},
-			Rows: []results.ImageRow{{LossName: "lovasz_hinge", Loss: ptr(0.4)}, {LossName: "lovasz_hinge", Loss: ptr(0.6)}}},
+			LossBins: binsOf(0.4, 0.6)},
 		svgs: 1,
 		want: []check{
 			{"headline", "Lovász hinge, per-image mean", []string{">0.5000<"}},
-			{"", "", []string{"per-image Lovász hinge loss"}},
+			{"losses", "", []string{"2 images.", "per-image Lovász hinge loss", "mean 0.5000"}},
+		},
+		absent: []string{"Lovász-Softmax", "≥ 1"},
+	}, {
+		// The metrics alone tell the loss, and the bar of hinge losses of
+		// 1 or more follows the others.
+		name: "hinge of 1 or more, without the mode",
+		in: Input{Metrics: results.Metrics{Images: 5, ImagesWithoutValidPixels: 1,
+			LovaszHinge: &results.HingeLoss{PerImageMean: ptr(1.375)}},
+			LossBins: binsOf(0.2, 0.8, 1, 3.5)},
+		svgs: 1,
+		want: []check{
+			{"headline", "Lovász hinge, per-image mean", []string{">1.3750<"}},
+			{"losses", "", []string{"4 images; 1 without a loss", "per-image Lovász hinge loss", ">≥ 1</text>", "mean 1.3750"}},
 		},
 		absent: []string{"Lovász-Softmax"},
 	}}
@@ -186,7 +201,7 @@ func TestCharts(t *testing.T) {
 	m := withExtras(fixture("run", 1, []string{"road", "<script>", "a & b"}, 2))
 	m.Classes[2].IoU = nil
 	var buf bytes.Buffer
-	if err := Render(&buf, Input{Metrics: m, Rows: rows(20), Baseline: &m}); err != nil {
+	if err := Render(&buf, Input{Metrics: m, LossBins: lossBins(20), Baseline: &m}); err != nil {
 		t.Fatal(err)
 	}
 	html := buf.String()
@@ -205,6 +220,32 @@ func TestCharts(t *testing.T) {
 		if strings.Contains(html, bad) {
 			t.Errorf("page holds %q", bad)
 		}
+	}
+}
+
+// Loss bins that do not fit the metrics are an error, not a wrong chart.
+func TestRenderBadLossBins(t *testing.T) {
+	m := fixture("run", 1, cityscapesNames) // 500 images
+	negative := lossBins(10)
+	negative[3] = -1
+	tests := []struct {
+		name string
+		bins []int64
+		want string
+	}{
+		{"short", make([]int64, 100), "100 bins, want 101"},
+		{"negative", negative, "bin 3 holds -1 images"},
+		{"more images than evaluated", lossBins(501), "of 500 evaluated"},
+		{"overflowing", binsAt(math.MaxInt64, 0, 1), "bin 0 holds"},
+	}
+	for _, tt := range tests {
+		err := Render(io.Discard, Input{Metrics: m, LossBins: tt.bins})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Render = %v, want an error mentioning %q", tt.name, err, tt.want)
+		}
+	}
+	if err := Render(io.Discard, Input{Metrics: m, LossBins: lossBins(500)}); err != nil {
+		t.Errorf("every image with a loss: %v", err)
 	}
 }
 

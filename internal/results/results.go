@@ -119,12 +119,16 @@ type WorstImages struct {
 
 // ImageRef names one image and its headline numbers.
 type ImageRef struct {
-	Key       string   `json:"key"`
-	Shard     string   `json:"shard"`
-	LabelFile string   `json:"label_file,omitempty"`
-	Offset    int64    `json:"offset,omitempty"` // of the sample in its tar shard
-	Loss      *float64 `json:"loss"`
-	MIoU      *float64 `json:"miou"`
+	Key       string `json:"key"`
+	Shard     string `json:"shard"`
+	LabelFile string `json:"label_file,omitempty"`
+	Offset    int64  `json:"offset,omitempty"` // of the sample in its tar shard
+	// Length and Generation let the sample be read again exactly; they
+	// are not written.
+	Length     int64    `json:"-"`
+	Generation int64    `json:"-"`
+	Loss       *float64 `json:"loss"`
+	MIoU       *float64 `json:"miou"`
 }
 
 // SoftmaxLoss is the Lovász-Softmax loss of a dataset.
@@ -220,7 +224,8 @@ type Run struct {
 	Acc *evaluate.Accumulator
 	// Slices holds a tally per slice key (see evaluate.SliceKey).
 	Slices map[string]*evaluate.Tally
-	// Rows are the per-image rows, for the worst images.
+	// Rows are per-image rows the worst images are picked from: all of
+	// them, or any set holding the worst WorstK by each measure.
 	Rows     []ImageRow
 	Rejected int64
 	// WorstK is the number of worst images listed (0 for none).
@@ -360,7 +365,7 @@ func Worst(rows []ImageRow, k int) *WorstImages {
 		})
 		refs := []ImageRef{}
 		for _, r := range cand[:min(k, len(cand))] {
-			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, Loss: r.Loss, MIoU: r.MIoU})
+			refs = append(refs, ImageRef{Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, Length: r.Length, Generation: r.Generation, Loss: r.Loss, MIoU: r.MIoU})
 		}
 		return refs
 	}
@@ -404,6 +409,8 @@ type ImageRow struct {
 	Shard       string
 	LabelFile   string // paired inputs only
 	Offset      int64  // of the sample in its tar shard; not written
+	Length      int64  // of the sample in its tar shard; not written
+	Generation  int64  // of the shard; not written
 	ValidPixels int64
 	// LossName is "lovasz_softmax" or "lovasz_hinge": the key the loss is
 	// written under.
@@ -420,8 +427,9 @@ func NewImageRow(runID string, mode evaluate.Mode, r evaluate.Result) ImageRow {
 		name = "lovasz_hinge"
 	}
 	return ImageRow{
-		RunID: runID, Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, ValidPixels: r.ValidPixels,
-		LossName: name, Loss: number(r.Loss), MIoU: number(r.MIoU), PixelAccuracy: number(r.PixelAccuracy),
+		RunID: runID, Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, Length: r.Length, Generation: r.Generation,
+		ValidPixels: r.ValidPixels,
+		LossName:    name, Loss: number(r.Loss), MIoU: number(r.MIoU), PixelAccuracy: number(r.PixelAccuracy),
 	}
 }
 

@@ -601,3 +601,43 @@ func TestOpenAt(t *testing.T) {
 		})
 	}
 }
+
+func TestCreate(t *testing.T) {
+	ctx := t.Context()
+	for _, b := range testBackends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			s := newTestStore(t, Options{})
+			path := Join(b.root, "dir", "big.jsonl")
+			w, err := s.Create(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []byte
+			for i := range 1000 {
+				line := fmt.Appendf(nil, "line %d\n", i)
+				want = append(want, line...)
+				if _, err := w.Write(line); err != nil {
+					t.Fatal(err)
+				}
+			}
+			mustExist(t, s, path, false) // not before Close
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mustRead(t, s, path, want)
+
+			aborted := Join(b.root, "dir", "aborted")
+			w, err = s.Create(ctx, aborted)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write([]byte("partial"))
+			w.Abort()
+			mustExist(t, s, aborted, false)
+			objs, err := s.List(ctx, Join(b.root, "dir"))
+			if err != nil || len(objs) != 1 {
+				t.Errorf("after an abort the folder holds %v (%v), want only big.jsonl", objs, err)
+			}
+		})
+	}
+}
