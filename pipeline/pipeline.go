@@ -45,6 +45,10 @@ type Config struct {
 	Decode  sample.Options
 	Storage storage.Options
 	Policy  transforms.Policy
+	// OutputParts is the number of pieces per_image.jsonl and
+	// rejected.jsonl are written in before they are merged; 0 means
+	// transforms.DefaultParts.
+	OutputParts int
 	// RestrictionBytes is the size of the pieces a shard is first split
 	// into for evaluation; 0 means transforms.DefaultRestrictionBytes.
 	RestrictionBytes int64
@@ -116,6 +120,9 @@ func (c *Config) Validate() error {
 	if e.Classes != 0 && len(c.ClassNames) != 0 && len(c.ClassNames) != e.Classes {
 		errs = append(errs, fmt.Errorf("%d class names for %d classes", len(c.ClassNames), e.Classes))
 	}
+	if c.OutputParts < 0 {
+		errs = append(errs, fmt.Errorf("output parts %d is negative", c.OutputParts))
+	}
 	if c.RestrictionBytes < 0 {
 		errs = append(errs, fmt.Errorf("restriction size %d is negative", c.RestrictionBytes))
 	}
@@ -183,10 +190,7 @@ func Build(s beam.Scope, cfg Config) error {
 		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, plan.Rejected)
 		planned = plan.Count
 	}
-	acc := transforms.MergeAccumulators(s, evaluated.Partials)
-	slices := transforms.MergeSlices(s, evaluated.Slices)
-	thumbnails := transforms.Thumbnails(s, eval, cfg.WorstK, evaluated.Images)
-	transforms.WriteOutputs(s, transforms.OutputSpec{
+	spec := transforms.OutputSpec{
 		Path:  cfg.Output,
 		RunID: cfg.RunID,
 		Settings: results.Settings{
@@ -198,9 +202,21 @@ func Build(s beam.Scope, cfg Config) error {
 		Storage:    cfg.Storage,
 		Policy:     cfg.Policy,
 		WorstK:     cfg.WorstK,
+		Parts:      cfg.OutputParts,
 		Date:       cfg.Date,
 		Gate:       cfg.Gate,
 		History:    cfg.History,
-	}, acc, slices, evaluated, shards, planned, thumbnails)
+	}
+	highestLoss, lowestMIoU := transforms.WorstImages(s, cfg.WorstK, evaluated.Images)
+	transforms.Publish(s, spec, transforms.Outputs{
+		Accumulator: transforms.MergeAccumulators(s, evaluated.Partials),
+		Slices:      transforms.MergeSlices(s, evaluated.Slices),
+		HighestLoss: highestLoss,
+		LowestMIoU:  lowestMIoU,
+		Parts:       transforms.WriteParts(s, spec, evaluated.Images, evaluated.Rejected),
+		Shards:      shards,
+		Planned:     planned,
+		Thumbnails:  transforms.Thumbnails(s, eval, highestLoss, lowestMIoU),
+	})
 	return nil
 }

@@ -178,7 +178,7 @@ func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTra
 			}
 			continue
 		}
-		job := job{sample: smp, shard: sh.Path, decode: decode, done: f.reader.Release}
+		job := job{sample: smp, shard: sh.Path, length: span.Length, generation: sh.Generation, decode: decode, done: f.reader.Release}
 		if err := f.overlap.submit(ctx, job, out); err != nil {
 			return f.fail(out, err)
 		}
@@ -260,8 +260,10 @@ type job struct {
 	sample    *shard.Sample
 	shard     string // the shard, or the prediction file of a pair
 	labelFile string // the label file of a pair
-	decode    sample.Options
-	done      func(*shard.Sample) // hands the sample's buffers back, on the DoFn's goroutine
+	// length and generation locate a tar sample for a later exact read.
+	length, generation int64
+	decode             sample.Options
+	done               func(*shard.Sample) // hands the sample's buffers back, on the DoFn's goroutine
 }
 
 // outcome is a job's result.
@@ -285,7 +287,7 @@ func (w *worker) run(j job) outcome {
 		return outcome{job: j, err: err, worker: w}
 	}
 	res, err := w.eval.Evaluate(img, j.shard)
-	res.Offset = j.sample.Offset
+	res.Offset, res.Length, res.Generation = j.sample.Offset, j.length, j.generation
 	res.LabelFile = j.labelFile
 	return outcome{job: j, result: res, err: err, worker: w}
 }

@@ -1,12 +1,17 @@
 package transforms
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -23,11 +28,11 @@ import (
 )
 
 func init() {
-	beam.RegisterType(reflect.TypeOf((*writeOutputsFn)(nil)).Elem())
+	beam.RegisterType(reflect.TypeOf((*publishFn)(nil)).Elem())
 	register.Iter1[*evaluate.Accumulator]()
 	register.Iter2[string, *evaluate.Tally]()
-	register.Iter1[evaluate.Result]()
-	register.Iter1[results.Rejection]()
+	register.Iter1[[]evaluate.Result]()
+	register.Iter1[results.Part]()
 	register.Iter1[results.Shard]()
 	register.Iter1[PlanCount]()
 }
@@ -46,10 +51,18 @@ type OutputSpec struct {
 	Storage    storage.Options
 	Policy     Policy
 	// WorstK is the number of worst images listed in metrics.json.
-	WorstK  int
+	WorstK int
+	// Parts is the number of pieces per_image.jsonl and rejected.jsonl are
+	// written in, by as many workers, before they are merged.
+	Parts   int
 	Gate    GateSpec
 	History HistorySpec
 }
+
+// tmp is the temporary prefix of the run's outputs. Its name is fixed by
+// the run id, so that a retried stage rewrites the same objects instead of
+// leaving others behind.
+func (spec OutputSpec) tmp() string { return storage.Join(spec.Path, ".tmp-"+spec.RunID) }
 
 // GateSpec configures the baseline gate.
 type GateSpec struct {
@@ -72,227 +85,6 @@ type HistorySpec struct {
 
 // Dir is the history folder of the model.
 func (h HistorySpec) Dir() string { return storage.Join(h.Prefix, h.Model) }
-
-// WriteOutputs is the run's last stage. Once every image is evaluated it
-// writes metrics.json, per_image.jsonl, per_class.csv, rejected.jsonl and
-// report.html under spec.Path, applies the gate (validation.json and a
-// BLESSED or NOT_BLESSED marker), records the run in the model's history,
-// and writes _SUCCESS last. When more samples were rejected than the policy
-// allows it writes only rejected.jsonl and fails the run.
-//
-// Files are first written under a temporary prefix and moved into place:
-// readers that wait for _SUCCESS never see half a result, and a retried
-// bundle rewrites the same content (and records the run in the history
-// once). The stage runs once, on an impulse, with
-// everything else as side inputs, so that it also runs (and says zero
-// images) when the shards hold no sample.
-func WriteOutputs(s beam.Scope, spec OutputSpec, accumulator, slices beam.PCollection, ev Evaluated, shards, planned, thumbnails beam.PCollection) {
-	s = s.Scope("WriteOutputs")
-	beam.ParDo0(s, &writeOutputsFn{Spec: spec}, beam.Impulse(s),
-		beam.SideInput{Input: accumulator}, beam.SideInput{Input: slices}, beam.SideInput{Input: ev.Images},
-		beam.SideInput{Input: ev.Rejected}, beam.SideInput{Input: shards}, beam.SideInput{Input: planned},
-		beam.SideInput{Input: thumbnails})
-}
-
-// sideInputs are the final stage's inputs, as Beam iterates them.
-type sideInputs struct {
-	Accumulators func(**evaluate.Accumulator) bool
-	Slices       func(*string, **evaluate.Tally) bool
-	Images       func(*evaluate.Result) bool
-	Rejected     func(*results.Rejection) bool
-	Shards       func(*results.Shard) bool
-	Planned      func(*PlanCount) bool
-	Thumbnails   func(*Thumbnail) bool
-}
-
-type writeOutputsFn struct {
-	Spec OutputSpec
-}
-
-func (f *writeOutputsFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
-	sliceTallies func(*string, **evaluate.Tally) bool, images func(*evaluate.Result) bool, rejects func(*results.Rejection) bool,
-	shardList func(*results.Shard) bool, planned func(*PlanCount) bool, thumbs func(*Thumbnail) bool) error {
-	return f.write(ctx, sideInputs{accs, sliceTallies, images, rejects, shardList, planned, thumbs})
-}
-
-func (f *writeOutputsFn) write(ctx context.Context, in sideInputs) error {
-	var shards []results.Shard
-	var sh results.Shard
-	for in.Shards(&sh) {
-		shards = append(shards, sh)
-	}
-	store := storage.New(f.Spec.Storage)
-	defer store.Close()
-
-	var rejected []results.Rejection
-	var rej results.Rejection
-	for in.Rejected(&rej) {
-		rejected = append(rejected, rej)
-	}
-	rejectedJSONL, err := results.MarshalRejections(rejected)
-	if err != nil {
-		return err
-	}
-	if len(rejected) > f.Spec.Policy.MaxRejected {
-		if err := commit(ctx, store, f.Spec, map[string][]byte{results.RejectedFile: rejectedJSONL}); err != nil {
-			return err
-		}
-		return fmt.Errorf("%d samples rejected, more than --max_rejected=%d allows; the first: shard %s, sample %s: %s (all in %s)",
-			len(rejected), f.Spec.Policy.MaxRejected, rejected[0].Shard, rejected[0].Key, rejected[0].Reason,
-			storage.Join(f.Spec.Path, results.RejectedFile))
-	}
-
-	run, err := gather(in, f.Spec)
-	if err != nil {
-		return err
-	}
-	var images int64
-	if run.Acc != nil {
-		images = run.Acc.Tally.Images
-	}
-	if err := complete(len(shards), images, int64(len(rejected)), in.Planned); err != nil {
-		return err
-	}
-	run.Rejected = int64(len(rejected))
-	prov := f.Spec.Provenance
-	prov.Shards = shards
-	slices.SortFunc(prov.Shards, func(a, b results.Shard) int { return strings.Compare(a.Path, b.Path) })
-	m, err := results.Summarize(run, f.Spec.Settings, f.Spec.RunID, prov)
-	if err != nil {
-		return err
-	}
-	if int64(len(run.Rows)) != m.Images {
-		return fmt.Errorf("internal error: %d per-image rows but %d images accumulated", len(run.Rows), m.Images)
-	}
-
-	var baseline *results.Metrics
-	var validation *gate.Validation
-	if f.Spec.Gate.Enabled() {
-		var baselinePath string
-		if baseline, baselinePath, err = readBaseline(ctx, store, f.Spec); err != nil {
-			return err
-		}
-		v, err := gate.Evaluate(m, baseline, f.Spec.Gate.Thresholds)
-		if err != nil {
-			return fmt.Errorf("baseline %s: %w", baselinePath, err)
-		}
-		v.Baseline = baselinePath
-		validation = &v
-	}
-
-	files, err := render(m, run.Rows, baseline, validation, thumbnails(in.Thumbnails))
-	if err != nil {
-		return err
-	}
-	files[results.RejectedFile] = rejectedJSONL
-	if err := clearPrevious(ctx, store, f.Spec.Path); err != nil {
-		return err
-	}
-	if err := commit(ctx, store, f.Spec, files); err != nil {
-		return err
-	}
-	blessed := validation == nil || validation.OK
-	if err := recordHistory(ctx, store, f.Spec, m, blessed); err != nil {
-		return err
-	}
-	if err := store.WriteFile(ctx, storage.Join(f.Spec.Path, results.SuccessFile), []byte(f.Spec.RunID+"\n")); err != nil {
-		return err
-	}
-	if !blessed && f.Spec.Gate.FailJob {
-		return fmt.Errorf("regression gate failed: %s", failedChecks(validation))
-	}
-	return nil
-}
-
-// complete checks that the evaluation accounts for everything planned:
-// every input file planned, and every planned sample evaluated or rejected.
-// When a stage fails, some runners (prism among them) may still run the
-// stages after it with incomplete side inputs, and those must not publish a
-// partial result as if it were whole.
-func complete(files int, images, rejected int64, planned func(*PlanCount) bool) error {
-	var plan PlanCount
-	planned(&plan) // a single value; none when nothing was planned
-	switch {
-	case files == 0:
-		return errors.New("no input file reached the last stage: an earlier stage failed")
-	case plan.Files != int64(files):
-		return fmt.Errorf("%d of %d input files were planned: an earlier stage failed", plan.Files, files)
-	case images+rejected != plan.Samples:
-		return fmt.Errorf("%d samples evaluated and %d rejected, but %d planned: an earlier stage failed", images, rejected, plan.Samples)
-	}
-	return nil
-}
-
-// gather reads the evaluation's side inputs into a results.Run.
-func gather(in sideInputs, spec OutputSpec) (results.Run, error) {
-	run := results.Run{Slices: map[string]*evaluate.Tally{}, WorstK: spec.WorstK}
-	var a *evaluate.Accumulator
-	for in.Accumulators(&a) {
-		if run.Acc == nil {
-			run.Acc = a
-		} else if err := run.Acc.Merge(a); err != nil {
-			return run, err
-		}
-	}
-	var key string
-	var tally *evaluate.Tally
-	for in.Slices(&key, &tally) {
-		run.Slices[key] = tally
-	}
-	var r evaluate.Result
-	for in.Images(&r) {
-		run.Rows = append(run.Rows, results.NewImageRow(spec.RunID, spec.Settings.Mode, r))
-	}
-	return run, nil
-}
-
-func thumbnails(iter func(*Thumbnail) bool) map[string]report.Thumbnail {
-	out := map[string]report.Thumbnail{}
-	var t Thumbnail
-	for iter(&t) {
-		out[t.Key] = report.Thumbnail{Label: t.Label, Prediction: t.Prediction}
-	}
-	return out
-}
-
-// render produces the content of every output file but rejected.jsonl.
-func render(m results.Metrics, rows []results.ImageRow, baseline *results.Metrics, v *gate.Validation, thumbs map[string]report.Thumbnail) (map[string][]byte, error) {
-	metrics, err := results.MarshalMetrics(m)
-	if err != nil {
-		return nil, err
-	}
-	perImage, err := results.MarshalRows(rows)
-	if err != nil {
-		return nil, err
-	}
-	perClass, err := results.MarshalClassCSV(m)
-	if err != nil {
-		return nil, err
-	}
-	var page bytes.Buffer
-	if err := report.Render(&page, report.Input{Metrics: m, Rows: rows, Baseline: baseline, Thumbnails: thumbs}); err != nil {
-		return nil, err
-	}
-	files := map[string][]byte{
-		results.MetricsFile:  metrics,
-		results.PerImageFile: perImage,
-		results.PerClassFile: perClass,
-		ReportFile:           page.Bytes(),
-	}
-	if v != nil {
-		data, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return nil, err
-		}
-		files[gate.ValidationFile] = append(data, '\n')
-		marker := gate.NotBlessedFile
-		if v.OK {
-			marker = gate.BlessedFile
-		}
-		files[marker] = nil
-	}
-	return files, nil
-}
 
 // readBaseline loads the gate's baseline: a metrics.json path, or the
 // model's LATEST blessed run. It returns nil without error only for latest
@@ -353,33 +145,441 @@ func failedChecks(v *gate.Validation) string {
 	return strings.Join(names, ", ")
 }
 
+// Outputs is what the last stage publishes from.
+type Outputs struct {
+	// Accumulator is the merged accumulator (none when no image was
+	// evaluated), Slices the merged tallies by slice key.
+	Accumulator, Slices beam.PCollection
+	// HighestLoss and LowestMIoU are single []evaluate.Result values: the
+	// worst images by each measure (see WorstImages).
+	HighestLoss, LowestMIoU beam.PCollection
+	// Parts are the pieces of per_image.jsonl and rejected.jsonl.
+	Parts beam.PCollection
+	// Shards are the input files, for provenance; Planned the plan's count.
+	Shards, Planned beam.PCollection
+	Thumbnails      beam.PCollection
+}
+
+// Publish is the run's last stage. It checks that the evaluation accounts
+// for everything planned, writes metrics.json, per_class.csv, report.html,
+// and per_image.jsonl and rejected.jsonl merged from their parts, applies
+// the gate (validation.json and a BLESSED or NOT_BLESSED marker), writes
+// _SUCCESS, and records the run in the model's history. When more samples
+// were rejected than the policy allows it writes only rejected.jsonl and
+// fails the run.
+//
+// Its inputs are small side inputs: accumulators, worst-image lists and the
+// list of parts, never the per-image rows, which stream from their parts
+// into the output files. It runs once, on an impulse, so that it also runs
+// (and says zero images) when the shards hold no sample.
+//
+// Every step is safe to repeat, because runners retry a failed stage
+// (Dataflow four times): files are written under a temporary prefix named
+// by the run id and moved into place; _SUCCESS, written last, holds the run
+// id, and a retry that finds it skips to the history, whose updates add a
+// run once and only move LATEST forward; a gate that fails the job fails it
+// again from the verdict already written.
+func Publish(s beam.Scope, spec OutputSpec, in Outputs) {
+	s = s.Scope("Publish")
+	beam.ParDo0(s, &publishFn{Spec: spec}, beam.Impulse(s),
+		beam.SideInput{Input: in.Accumulator}, beam.SideInput{Input: in.Slices},
+		beam.SideInput{Input: in.HighestLoss}, beam.SideInput{Input: in.LowestMIoU},
+		beam.SideInput{Input: in.Parts}, beam.SideInput{Input: in.Shards},
+		beam.SideInput{Input: in.Planned}, beam.SideInput{Input: in.Thumbnails})
+}
+
+type publishFn struct {
+	Spec OutputSpec
+}
+
+// sideInputs are the last stage's inputs, read into memory: all small.
+type sideInputs struct {
+	acc        *evaluate.Accumulator
+	slices     map[string]*evaluate.Tally
+	worst      []evaluate.Result // the candidates of both lists
+	parts      []results.Part
+	shards     []results.Shard
+	planned    PlanCount
+	thumbnails map[string]report.Thumbnail
+}
+
+func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
+	sliceTallies func(*string, **evaluate.Tally) bool, highestLoss, lowestMIoU func(*[]evaluate.Result) bool,
+	parts func(*results.Part) bool, shards func(*results.Shard) bool, planned func(*PlanCount) bool, thumbs func(*Thumbnail) bool) error {
+	in := sideInputs{slices: map[string]*evaluate.Tally{}, thumbnails: map[string]report.Thumbnail{}}
+	var a *evaluate.Accumulator
+	for accs(&a) {
+		if in.acc == nil {
+			in.acc = a
+		} else if err := in.acc.Merge(a); err != nil {
+			return err
+		}
+	}
+	var key string
+	var t *evaluate.Tally
+	for sliceTallies(&key, &t) {
+		in.slices[key] = t
+	}
+	var list []evaluate.Result
+	for highestLoss(&list) {
+		in.worst = append(in.worst, list...)
+	}
+	for lowestMIoU(&list) {
+		in.worst = append(in.worst, list...)
+	}
+	var part results.Part
+	for parts(&part) {
+		in.parts = append(in.parts, part)
+	}
+	var sh results.Shard
+	for shards(&sh) {
+		in.shards = append(in.shards, sh)
+	}
+	planned(&in.planned) // a single value; none when nothing was planned
+	var th Thumbnail
+	for thumbs(&th) {
+		in.thumbnails[th.Key] = report.Thumbnail{Label: th.Label, Prediction: th.Prediction}
+	}
+	store := storage.New(f.Spec.Storage)
+	defer store.Close()
+	p := &publisher{spec: f.Spec, store: store}
+	return p.publish(ctx, in)
+}
+
+// publisher publishes one run's outputs.
+type publisher struct {
+	spec  OutputSpec
+	store *storage.Store
+}
+
+func (p *publisher) publish(ctx context.Context, in sideInputs) error {
+	if done, err := p.published(ctx); err != nil || done {
+		if err != nil {
+			return err
+		}
+		return p.afterSuccess(ctx)
+	}
+	rejected := linesOf(in.parts, results.RejectedFile)
+	if rejected > int64(p.spec.Policy.MaxRejected) {
+		return p.tooManyRejected(ctx, in.parts, rejected)
+	}
+	var images int64
+	if in.acc != nil {
+		images = in.acc.Tally.Images
+	}
+	if err := complete(len(in.shards), images, rejected, in.planned); err != nil {
+		return err
+	}
+	if rows := linesOf(in.parts, results.PerImageFile); rows != images {
+		return fmt.Errorf("internal error: %d per-image rows written but %d images accumulated", rows, images)
+	}
+	m, err := p.summarize(in, rejected)
+	if err != nil {
+		return err
+	}
+	baseline, validation, err := p.judge(ctx, m)
+	if err != nil {
+		return err
+	}
+	files, err := render(m, in.acc, baseline, validation, in.thumbnails)
+	if err != nil {
+		return err
+	}
+	if err := p.clearPrevious(ctx); err != nil {
+		return err
+	}
+	if err := p.commit(ctx, files, in.parts); err != nil {
+		return err
+	}
+	if err := p.store.WriteFile(ctx, storage.Join(p.spec.Path, results.SuccessFile), []byte(p.spec.RunID+"\n")); err != nil {
+		return err
+	}
+	return p.afterSuccess(ctx)
+}
+
+// published reports whether _SUCCESS already names this run: a retry of a
+// publish that got that far.
+func (p *publisher) published(ctx context.Context) (bool, error) {
+	data, err := p.store.ReadFile(ctx, storage.Join(p.spec.Path, results.SuccessFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(string(data)) == p.spec.RunID, nil
+}
+
+// afterSuccess does what follows _SUCCESS, all of it safe to repeat: it
+// records the run in the model's history, removes the temporary prefix, and
+// fails the job on a failed gate when asked to. It reads the run's metrics
+// and verdict back, so that a retry needs nothing else.
+func (p *publisher) afterSuccess(ctx context.Context) error {
+	data, err := p.store.ReadFile(ctx, storage.Join(p.spec.Path, results.MetricsFile))
+	if err != nil {
+		return err
+	}
+	var m results.Metrics
+	if err := json.Unmarshal(data, &m); err != nil {
+		return fmt.Errorf("%s: %w", storage.Join(p.spec.Path, results.MetricsFile), err)
+	}
+	var validation *gate.Validation
+	if p.spec.Gate.Enabled() {
+		data, err := p.store.ReadFile(ctx, storage.Join(p.spec.Path, gate.ValidationFile))
+		if err != nil {
+			return err
+		}
+		validation = new(gate.Validation)
+		if err := json.Unmarshal(data, validation); err != nil {
+			return fmt.Errorf("%s: %w", storage.Join(p.spec.Path, gate.ValidationFile), err)
+		}
+	}
+	blessed := validation == nil || validation.OK
+	if err := recordHistory(ctx, p.store, p.spec, m, blessed); err != nil {
+		return err
+	}
+	if err := p.removeTemporary(ctx); err != nil {
+		return err
+	}
+	if !blessed && p.spec.Gate.FailJob {
+		return fmt.Errorf("regression gate failed: %s", failedChecks(validation))
+	}
+	return nil
+}
+
+// tooManyRejected publishes rejected.jsonl alone and fails the run.
+func (p *publisher) tooManyRejected(ctx context.Context, parts []results.Part, rejected int64) error {
+	path := storage.Join(p.spec.Path, results.RejectedFile)
+	if err := p.merge(ctx, results.RejectedFile, parts, path); err != nil {
+		return err
+	}
+	first, err := p.firstRejection(ctx, path)
+	if err != nil {
+		return err
+	}
+	if err := p.removeTemporary(ctx); err != nil {
+		return err
+	}
+	return fmt.Errorf("%d samples rejected, more than --max_rejected=%d allows; the first: shard %s, sample %s: %s (all in %s)",
+		rejected, p.spec.Policy.MaxRejected, first.Shard, first.Key, first.Reason, path)
+}
+
+// firstRejection reads the first line of rejected.jsonl.
+func (p *publisher) firstRejection(ctx context.Context, path string) (results.Rejection, error) {
+	var r results.Rejection
+	rc, err := p.store.Open(ctx, path)
+	if err != nil {
+		return r, err
+	}
+	defer rc.Close()
+	line, err := bufio.NewReader(rc).ReadBytes('\n')
+	if err != nil && err != io.EOF {
+		return r, err
+	}
+	if err := json.Unmarshal(line, &r); err != nil {
+		return r, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// summarize builds metrics.json's content.
+func (p *publisher) summarize(in sideInputs, rejected int64) (results.Metrics, error) {
+	run := results.Run{Acc: in.acc, Slices: in.slices, Rejected: rejected, WorstK: p.spec.WorstK}
+	for _, r := range in.worst {
+		run.Rows = append(run.Rows, results.NewImageRow(p.spec.RunID, p.spec.Settings.Mode, r))
+	}
+	prov := p.spec.Provenance
+	prov.Shards = in.shards
+	slices.SortFunc(prov.Shards, func(a, b results.Shard) int { return strings.Compare(a.Path, b.Path) })
+	return results.Summarize(run, p.spec.Settings, p.spec.RunID, prov)
+}
+
+// judge applies the gate, when there is one.
+func (p *publisher) judge(ctx context.Context, m results.Metrics) (*results.Metrics, *gate.Validation, error) {
+	if !p.spec.Gate.Enabled() {
+		return nil, nil, nil
+	}
+	baseline, path, err := readBaseline(ctx, p.store, p.spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := gate.Evaluate(m, baseline, p.spec.Gate.Thresholds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("baseline %s: %w", path, err)
+	}
+	v.Baseline = path
+	return baseline, &v, nil
+}
+
 // clearPrevious removes what an earlier run into the same prefix (with
 // --overwrite) would leave misleading: its _SUCCESS first, so that readers
 // wait for this run, and its gate verdict, which this run may not replace.
-func clearPrevious(ctx context.Context, store *storage.Store, prefix string) error {
+func (p *publisher) clearPrevious(ctx context.Context) error {
 	for _, name := range []string{results.SuccessFile, gate.ValidationFile, gate.BlessedFile, gate.NotBlessedFile} {
-		if err := store.Delete(ctx, storage.Join(prefix, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := p.store.Delete(ctx, storage.Join(p.spec.Path, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
 	}
 	return nil
 }
 
-// commit writes files under a temporary prefix and moves them into place.
-func commit(ctx context.Context, store *storage.Store, spec OutputSpec, files map[string][]byte) error {
-	tmp := storage.Join(spec.Path, ".tmp-"+spec.RunID)
+// commit writes files and the merged parts under the temporary prefix and
+// moves them into place.
+func (p *publisher) commit(ctx context.Context, files map[string][]byte, parts []results.Part) error {
+	tmp := p.spec.tmp()
 	for name, data := range files {
-		if err := store.WriteFile(ctx, storage.Join(tmp, name), data); err != nil {
+		if err := p.store.WriteFile(ctx, storage.Join(tmp, name), data); err != nil {
 			return err
 		}
 	}
-	for name := range files {
-		if err := store.Rename(ctx, storage.Join(tmp, name), storage.Join(spec.Path, name)); err != nil {
+	names := slices.Sorted(maps.Keys(files))
+	for _, name := range []string{results.PerImageFile, results.RejectedFile} {
+		if err := p.merge(ctx, name, parts, storage.Join(tmp, name)); err != nil {
+			return err
+		}
+		names = append(names, name)
+	}
+	for _, name := range names {
+		if err := p.store.Rename(ctx, storage.Join(tmp, name), storage.Join(p.spec.Path, name)); err != nil {
 			return err
 		}
 	}
-	if !storage.IsGCS(tmp) {
-		return store.Delete(ctx, tmp)
+	return nil
+}
+
+// merge streams the parts of file, each sorted, into one sorted file at
+// path.
+func (p *publisher) merge(ctx context.Context, file string, parts []results.Part, path string) error {
+	var readers []io.Reader
+	for _, part := range parts {
+		if part.File != file {
+			continue
+		}
+		rc, err := p.store.Open(ctx, part.Path)
+		if err != nil {
+			return fmt.Errorf("part of %s: %w", file, err)
+		}
+		defer rc.Close()
+		readers = append(readers, rc)
+	}
+	w, err := p.store.Create(ctx, path)
+	if err != nil {
+		return err
+	}
+	if _, err := results.MergeParts(w, file, readers); err != nil {
+		w.Abort()
+		return fmt.Errorf("merge %s: %w", file, err)
+	}
+	return w.Close()
+}
+
+// removeTemporary deletes the temporary prefix and what is left in it.
+func (p *publisher) removeTemporary(ctx context.Context) error {
+	objs, err := p.store.List(ctx, p.spec.tmp())
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := p.store.Delete(ctx, o.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if !storage.IsGCS(p.spec.Path) {
+		return removeEmptyDirs(p.spec.tmp())
+	}
+	return nil
+}
+
+// linesOf counts the lines of file's parts.
+func linesOf(parts []results.Part, file string) int64 {
+	var n int64
+	for _, p := range parts {
+		if p.File == file {
+			n += p.Lines
+		}
+	}
+	return n
+}
+
+// complete checks that the evaluation accounts for everything planned:
+// every input file planned, and every planned sample evaluated or rejected.
+// When a stage fails, some runners (prism among them) may still run the
+// stages after it with incomplete side inputs, and those must not publish a
+// partial result as if it were whole.
+func complete(files int, images, rejected int64, plan PlanCount) error {
+	switch {
+	case files == 0:
+		return errors.New("no input file reached the last stage: an earlier stage failed")
+	case plan.Files != int64(files):
+		return fmt.Errorf("%d of %d input files were planned: an earlier stage failed", plan.Files, files)
+	case images+rejected != plan.Samples:
+		return fmt.Errorf("%d samples evaluated and %d rejected, but %d planned: an earlier stage failed", images, rejected, plan.Samples)
+	}
+	return nil
+}
+
+// render produces the content of metrics.json, per_class.csv, report.html
+// and the gate's files.
+func render(m results.Metrics, acc *evaluate.Accumulator, baseline *results.Metrics, v *gate.Validation, thumbs map[string]report.Thumbnail) (map[string][]byte, error) {
+	metrics, err := results.MarshalMetrics(m)
+	if err != nil {
+		return nil, err
+	}
+	perClass, err := results.MarshalClassCSV(m)
+	if err != nil {
+		return nil, err
+	}
+	var lossBins []int64
+	if acc != nil {
+		lossBins = acc.Tally.LossBins
+	}
+	var page bytes.Buffer
+	if err := report.Render(&page, report.Input{Metrics: m, LossBins: lossBins, Baseline: baseline, Thumbnails: thumbs}); err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{
+		results.MetricsFile:  metrics,
+		results.PerClassFile: perClass,
+		ReportFile:           page.Bytes(),
+	}
+	if v != nil {
+		data, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		files[gate.ValidationFile] = append(data, '\n')
+		marker := gate.NotBlessedFile
+		if v.OK {
+			marker = gate.BlessedFile
+		}
+		files[marker] = nil
+	}
+	return files, nil
+}
+
+// removeEmptyDirs removes the local directory dir and the empty directories
+// under it that deleting its files left.
+func removeEmptyDirs(dir string) error {
+	var dirs []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }

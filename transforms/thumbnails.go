@@ -2,9 +2,7 @@ package transforms
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"reflect"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -19,7 +17,7 @@ import (
 )
 
 func init() {
-	beam.RegisterType(reflect.TypeOf((*worstImagesFn)(nil)).Elem())
+	beam.RegisterFunction(worstRefs)
 	beam.RegisterType(reflect.TypeOf((*thumbnailFn)(nil)).Elem())
 	register.Emitter1[results.ImageRef]()
 	register.Emitter1[Thumbnail]()
@@ -36,32 +34,29 @@ type Thumbnail struct {
 	Prediction []byte // PNG
 }
 
-// Thumbnails renders the label and prediction of the worst images. Only
-// those few samples are read again, once the worst are known, in parallel.
-func Thumbnails(s beam.Scope, cfg EvalConfig, worstK int, images beam.PCollection) beam.PCollection {
+// Thumbnails renders the label and prediction of the worst images (the
+// single []evaluate.Result values of WorstImages). Only those few samples
+// are read again, by their byte ranges, once the worst are known, in
+// parallel.
+func Thumbnails(s beam.Scope, cfg EvalConfig, highestLoss, lowestMIoU beam.PCollection) beam.PCollection {
 	s = s.Scope("Thumbnails")
-	refs := beam.ParDo(s, &worstImagesFn{K: worstK}, beam.Impulse(s), beam.SideInput{Input: images})
+	refs := beam.ParDo(s, worstRefs, beam.Impulse(s), beam.SideInput{Input: highestLoss}, beam.SideInput{Input: lowestMIoU})
 	return beam.ParDo(s, &thumbnailFn{EvalConfig: cfg}, beam.Reshuffle(s, refs))
 }
 
-type worstImagesFn struct {
-	K int
-}
-
-// ProcessElement emits each image listed among the worst once.
-func (f *worstImagesFn) ProcessElement(_ []byte, images func(*evaluate.Result) bool, emit func(results.ImageRef)) {
-	var rows []results.ImageRow
-	var r evaluate.Result
-	for images(&r) {
-		rows = append(rows, results.NewImageRow("", evaluate.Multiclass, r))
-	}
-	worst := results.Worst(rows, f.K)
+// worstRefs emits each image of the worst lists once.
+func worstRefs(_ []byte, highestLoss, lowestMIoU func(*[]evaluate.Result) bool, emit func(results.ImageRef)) {
 	seen := map[results.ImageRef]bool{}
-	for _, ref := range append(worst.HighestLoss, worst.LowestMIoU...) {
-		id := results.ImageRef{Key: ref.Key, Shard: ref.Shard, LabelFile: ref.LabelFile, Offset: ref.Offset}
-		if !seen[id] {
-			seen[id] = true
-			emit(ref)
+	var list []evaluate.Result
+	for _, lists := range []func(*[]evaluate.Result) bool{highestLoss, lowestMIoU} {
+		for lists(&list) {
+			for _, r := range list {
+				ref := results.ImageRef{Key: r.Key, Shard: r.Shard, LabelFile: r.LabelFile, Offset: r.Offset, Length: r.Length, Generation: r.Generation}
+				if !seen[ref] {
+					seen[ref] = true
+					emit(ref)
+				}
+			}
 		}
 	}
 }
@@ -123,24 +118,16 @@ func (f *thumbnailFn) render(ctx context.Context, ref results.ImageRef, emit fun
 }
 
 // find reads the sample ref names again: from its two files, or from its
-// offset in its shard.
+// byte range in its shard, pinned to the generation evaluated.
 func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (*shard.Sample, error) {
 	if ref.LabelFile != "" {
 		return readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
 	}
-	r, err := f.store.OpenAt(ctx, ref.Shard, ref.Offset)
+	r, err := f.store.OpenRange(ctx, ref.Shard, ref.Generation, ref.Offset, ref.Length)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	smp, err := shard.NewReader(r, ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes}).Next()
-	switch {
-	case err == io.EOF:
-		return nil, errors.New("the sample is no longer at its offset in the shard")
-	case err != nil:
-		return nil, err
-	case smp.Key != ref.Key:
-		return nil, fmt.Errorf("found sample %s at the sample's offset: the shard changed during the run", smp.Key)
-	}
-	return smp, nil
+	lim := shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes}
+	return shard.NewSampleReader(ref.Shard, lim).Read(r, shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length})
 }

@@ -103,6 +103,7 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "segeval: run failed:", err)
+		removeTemporary(ctx, store, cfg, stderr)
 		if cfg.Gate.FailJob {
 			// The gate failed the job on purpose: still a regression.
 			if code := gateOutcome(ctx, store, cfg.Output, stdout); code == exitRegression {
@@ -199,4 +200,26 @@ func gateOutcome(ctx context.Context, store *storage.Store, output string, stdou
 	}
 	fmt.Fprintln(stdout, "gate: NOT_BLESSED")
 	return exitRegression
+}
+
+// removeTemporary deletes what a failed run left under its temporary
+// prefix (parts of per_image.jsonl, files not yet moved into place). The
+// pipeline keeps it when it fails, so that a runner's retry can reuse it;
+// once the run has failed for good, it is of no use.
+func removeTemporary(ctx context.Context, store *storage.Store, cfg pipeline.Config, stderr io.Writer) {
+	tmp := storage.Join(cfg.Output, ".tmp-"+cfg.RunID)
+	objs, err := store.List(ctx, tmp)
+	if err == nil {
+		for _, o := range objs {
+			if err = store.Delete(ctx, o.Path); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil && !storage.IsGCS(tmp) {
+		err = os.RemoveAll(tmp)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "segeval: could not remove the temporary files under %s: %v\n", tmp, err)
+	}
 }
