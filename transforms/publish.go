@@ -243,8 +243,13 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, accs func(**ev
 	store := storage.New(f.Spec.Storage)
 	defer store.Close()
 	p := &publisher{spec: f.Spec, store: store}
+	defer func(start time.Time) { publishMillis.Inc(ctx, time.Since(start).Milliseconds()) }(time.Now())
 	return p.publish(ctx, in)
 }
+
+// publishMillis is the wall time of the last stage: reading its side
+// inputs is not in it, merging the parts and writing the outputs are.
+var publishMillis = beam.NewCounter("segeval", "publish_millis")
 
 // publisher publishes one run's outputs.
 type publisher struct {

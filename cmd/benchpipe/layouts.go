@@ -23,6 +23,7 @@ type layoutRow struct {
 	peakRSS      int64
 	partials     int64 // partial accumulators that left the evaluation
 	partialBytes int64 // their encoded size
+	lastStage    time.Duration
 	metrics      []byte
 }
 
@@ -55,7 +56,7 @@ func measureLayouts(work, bin string, counts []int) error {
 			return fmt.Errorf("%d shards: %w", n, err)
 		}
 		r := layoutRow{shards: n, wall: took, cpu: state.UserTime() + state.SystemTime(), peakRSS: peakRSS(state)}
-		if r.partials, r.partialBytes, err = workCounters(filepath.Join(dir, "run.log")); err != nil {
+		if r.partials, r.partialBytes, r.lastStage, err = workCounters(filepath.Join(dir, "run.log")); err != nil {
 			return fmt.Errorf("%d shards: %w", n, err)
 		}
 		if r.metrics, err = comparableMetrics(filepath.Join(dir, "out", results.MetricsFile), *images); err != nil {
@@ -75,18 +76,19 @@ func measureLayouts(work, bin string, counts []int) error {
 }
 
 // workLine is cmd/run's summary line about how the work was split.
-var workLine = regexp.MustCompile(`(\d+) partial accumulators \(([0-9.]+) (KB|MB)\)`)
+var workLine = regexp.MustCompile(`(\d+) partial accumulators \(([0-9.]+) (KB|MB)\); last stage ([0-9.]+) s`)
 
-// workCounters reads the partial accumulators and their size from a run's
-// log. The size is printed rounded; it is precise to 3 digits.
-func workCounters(logPath string) (n, size int64, err error) {
+// workCounters reads the partial accumulators, their size and the last
+// stage's time from a run's log. The size is printed rounded; it is precise
+// to 3 digits.
+func workCounters(logPath string) (n, size int64, lastStage time.Duration, err error) {
 	data, err := os.ReadFile(logPath)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	m := workLine.FindSubmatch(data)
 	if m == nil {
-		return 0, 0, fmt.Errorf("%s: no work line", logPath)
+		return 0, 0, 0, fmt.Errorf("%s: no work line", logPath)
 	}
 	n, _ = strconv.ParseInt(string(m[1]), 10, 64)
 	v, _ := strconv.ParseFloat(string(m[2]), 64)
@@ -94,7 +96,8 @@ func workCounters(logPath string) (n, size int64, err error) {
 	if string(m[3]) == "MB" {
 		unit = 1e6
 	}
-	return n, int64(v * unit), nil
+	secs, _ := strconv.ParseFloat(string(m[4]), 64)
+	return n, int64(v * unit), time.Duration(secs * float64(time.Second)), nil
 }
 
 // comparableMetrics returns metrics.json without what differs between runs
@@ -118,14 +121,15 @@ func comparableMetrics(path string, n int) ([]byte, error) {
 // printLayoutTable prints the rows as a markdown table for the README.
 func printLayoutTable(rows []layoutRow) {
 	fmt.Printf("\n%d images, %d classes, %dx%d\n\n", *images, *classes, *height, *width)
-	fmt.Println("| shards | wall s | CPU s | cores used | peak RSS MB | partial accumulators | KB per shard | KB per image | metrics as 1st layout |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Println("| shards | wall s | ms per image | CPU s | cores used | peak RSS MB | last stage s | partial accumulators | KB per shard | KB per image | metrics as 1st layout |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range rows {
 		same := "yes"
 		if !bytes.Equal(r.metrics, rows[0].metrics) {
 			same = "NO"
 		}
-		fmt.Printf("| %d | %.1f | %.1f | %.2f | %.0f | %d | %.1f | %.2f | %s |\n", r.shards, r.wall.Seconds(), r.cpu.Seconds(), r.cores(),
-			float64(r.peakRSS)/mb, r.partials, float64(r.partialBytes)/1e3/float64(r.shards), float64(r.partialBytes)/1e3/float64(*images), same)
+		fmt.Printf("| %d | %.1f | %.3f | %.1f | %.2f | %.0f | %.1f | %d | %.1f | %.2f | %s |\n", r.shards, r.wall.Seconds(),
+			1000*r.wall.Seconds()/float64(*images), r.cpu.Seconds(), r.cores(), float64(r.peakRSS)/mb, r.lastStage.Seconds(),
+			r.partials, float64(r.partialBytes)/1e3/float64(r.shards), float64(r.partialBytes)/1e3/float64(*images), same)
 	}
 }

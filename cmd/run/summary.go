@@ -124,8 +124,9 @@ func printWork(w io.Writer, m metrics.Results) {
 	if c["shards"] == 0 {
 		return // paired files, or a runner that reports no counters
 	}
-	fmt.Fprintf(w, "work: %d shards planned with %d requests (%s); %d restrictions; %d partial accumulators (%s)\n",
-		c["shards"], c["plan_requests"], byteSize(c["plan_bytes"]), c["restrictions"], c["partial_accumulators"], byteSize(c["partial_accumulator_bytes"]))
+	fmt.Fprintf(w, "work: %d shards planned with %d requests (%s); %d restrictions; %d partial accumulators (%s); last stage %.1f s\n",
+		c["shards"], c["plan_requests"], byteSize(c["plan_bytes"]), c["restrictions"], c["partial_accumulators"], byteSize(c["partial_accumulator_bytes"]),
+		float64(c["publish_millis"])/1000)
 }
 
 // byteSize formats a byte count in KB or MB of 10^3 and 10^6 bytes.
