@@ -40,6 +40,7 @@ var (
 	sliceBy        = flag.String("slice_by", "", "metadata fields (from each sample's KEY.json) to slice metrics by: a,b slices by a and by b separately, a+b by both crossed")
 	bootstrap      = flag.Int("bootstrap", 200, "bootstrap replicates for 95% confidence intervals, computed in the same pass; 0 turns them off")
 	worstK         = flag.Int("worst_k", 20, "number of worst images (highest loss, lowest mIoU) listed in metrics.json")
+	outputParts    = flag.Int("output_parts", transforms.DefaultParts, "number of sorted parts per_image.jsonl and rejected.jsonl are written in, by as many workers, before they are merged")
 	restrictionMB  = flag.Int64("restriction_mb", transforms.DefaultRestrictionBytes>>20, "size in MiB of the pieces each shard is first split into for evaluation (runners that do not rebalance, such as Flink, get their parallelism from these)")
 	binsPerOctave  = flag.Int("histogram_bins_per_octave", lovasz.DefaultBinsPerOctave, "resolution of the dataset-level loss histogram (power of two, 1 to 256)")
 	predictionGlob = flag.String("prediction_glob", "", "paired layout: glob of prediction files (KEY.probs.npy, KEY.logits.npz, KEY.pred.png, ...) instead of tar shards")
@@ -66,7 +67,7 @@ var (
 
 // ownFlags are recorded in the provenance of every run.
 var ownFlags = []string{"input", "output", "overwrite", "num_classes", "ignore_index", "classes", "class_names", "mode",
-	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "max_rejected", "prob_tolerance", "slice_by", "bootstrap", "worst_k", "restriction_mb", "histogram_bins_per_octave",
+	"billing_project", "max_pixels", "max_classes", "max_member_bytes", "max_rejected", "prob_tolerance", "slice_by", "bootstrap", "worst_k", "output_parts", "restriction_mb", "histogram_bins_per_octave",
 	"prediction_glob", "label_glob", "key_regex", "layout", "npz_key", "label_map", "pred_map", "reduce_zero_label", "baseline", "fail_job_on_regression", "history", "model_name",
 	"max_miou_drop", "max_loss_increase", "max_class_iou_drop", "min_miou"}
 
@@ -120,6 +121,7 @@ func configFromFlags(ctx context.Context) (pipeline.Config, error) {
 		WorstK:           *worstK,
 		Policy:           transforms.Policy{MaxRejected: *maxRejected},
 		RestrictionBytes: *restrictionMB << 20,
+		OutputParts:      *outputParts,
 		Decode: sample.Options{
 			Limits: sample.Limits{MaxPixels: *maxPixels, MaxClasses: *maxClasses, MaxMemberBytes: *maxMemberBytes},
 			Layout: sample.Layout(*layout),

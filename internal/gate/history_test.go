@@ -1,15 +1,9 @@
 package gate
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,29 +14,18 @@ import (
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 
+	"github.com/segeval/segeval/internal/httpfault"
 	"github.com/segeval/segeval/internal/storage"
 )
 
 // testBucket is the bucket of the fake Cloud Storage server.
 const testBucket = "segeval-test"
 
-// lossyGCS is a fake Cloud Storage server behind a reverse proxy that can
-// lose responses: while armed, an upload that succeeds reaches the server
-// and lands, but its client is answered 503 Service Unavailable, or has its
-// connection cut, instead of the success. Every other request passes.
-type lossyGCS struct {
-	proxy *httputil.ReverseProxy
-	cut   bool // cut the connection rather than answer 503
-
-	mu    sync.Mutex
-	armed map[string]int // object name: successful uploads still to lose
-	lost  int            // responses lost
-}
-
-// startLossyGCS starts a fake Cloud Storage server with testBucket and a
-// lossy proxy in front of it, and points Stores created afterwards at the
-// proxy.
-func startLossyGCS(t *testing.T, cut bool) *lossyGCS {
+// startLossyGCS starts a fake Cloud Storage server with testBucket behind
+// a proxy that loses the responses to armed uploads, cutting the
+// connection or answering 503, and points Stores created afterwards at
+// the proxy.
+func startLossyGCS(t *testing.T, cut bool) *httpfault.LoseResponses {
 	t.Helper()
 	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
 	if err != nil {
@@ -50,95 +33,16 @@ func startLossyGCS(t *testing.T, cut bool) *lossyGCS {
 	}
 	t.Cleanup(srv.Stop)
 	srv.CreateBucketWithOpts(fakestorage.CreateBucketOpts{Name: testBucket})
-	target, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &lossyGCS{
-		proxy: &httputil.ReverseProxy{
-			Rewrite:  func(r *httputil.ProxyRequest) { r.SetURL(target) },
-			ErrorLog: log.New(io.Discard, "", 0),
-		},
-		cut:   cut,
-		armed: map[string]int{},
-	}
-	front := httptest.NewServer(g) // loopback only
+	l := httpfault.NewLoseResponses(srv.HTTPHandler(), cut)
+	front := httptest.NewServer(l) // loopback only
 	t.Cleanup(front.Close)
 	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(front.URL, "http://"))
-	return g
+	return l
 }
 
-// loseNext arms the proxy to lose the response of the next successful
-// upload of the object at path (gs://testBucket/...).
-func (g *lossyGCS) loseNext(path string) {
-	g.mu.Lock()
-	g.armed[strings.TrimPrefix(path, "gs://"+testBucket+"/")]++
-	g.mu.Unlock()
-}
-
-func (g *lossyGCS) lostCount() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.lost
-}
-
-func (g *lossyGCS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, ok := uploadName(r)
-	g.mu.Lock()
-	watched := ok && g.armed[name] > 0
-	g.mu.Unlock()
-	if !watched {
-		g.proxy.ServeHTTP(w, r)
-		return
-	}
-	rec := httptest.NewRecorder()
-	g.proxy.ServeHTTP(rec, r)
-	g.mu.Lock()
-	lose := g.armed[name] > 0 && rec.Code/100 == 2
-	if lose {
-		g.armed[name]--
-		g.lost++
-	}
-	g.mu.Unlock()
-	switch {
-	case lose && g.cut:
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			conn.Close()
-		}
-	case lose:
-		http.Error(w, "injected fault: response lost", http.StatusServiceUnavailable)
-	default:
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-	}
-}
-
-// uploadName returns the name of the object that r uploads, if it is an
-// upload. The name is in the query of simple and resumable uploads, and in
-// the metadata part of the body of multipart ones; the body is put back
-// for forwarding.
-func uploadName(r *http.Request) (string, bool) {
-	if !strings.HasPrefix(r.URL.Path, "/upload/") || r.Method != http.MethodPost {
-		return "", false
-	}
-	if name := r.URL.Query().Get("name"); name != "" {
-		return name, true
-	}
-	body, err := io.ReadAll(r.Body)
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil {
-		return "", false
-	}
-	_, rest, ok := bytes.Cut(body, []byte(`"name":"`))
-	if !ok {
-		return "", false
-	}
-	name, _, ok := bytes.Cut(rest, []byte(`"`))
-	return string(name), ok
+// objectName returns the name in testBucket of the object at path.
+func objectName(path string) string {
+	return strings.TrimPrefix(path, "gs://"+testBucket+"/")
 }
 
 // historyBackends returns a local history folder and one on a fake Cloud
@@ -261,12 +165,12 @@ func TestRecordRunLostResponse(t *testing.T) {
 			store := newStore(t)
 			dir := "gs://" + testBucket + "/history/segformer"
 			for _, id := range []string{"night-1", "night-2"} {
-				g.loseNext(storage.Join(dir, HistoryFile))
+				g.Arm(objectName(storage.Join(dir, HistoryFile)))
 				if err := RecordRun(t.Context(), store, dir, run(id)); err != nil {
 					t.Fatalf("%s: %v", id, err)
 				}
 			}
-			if n := g.lostCount(); n != 2 {
+			if n := g.Lost(); n != 2 {
 				t.Errorf("%d responses lost, want 2", n)
 			}
 			data, err := store.ReadFile(t.Context(), storage.Join(dir, HistoryFile))
@@ -429,12 +333,12 @@ func TestAdvanceLatestLostResponse(t *testing.T) {
 			store := newStore(t)
 			dir := "gs://" + testBucket + "/history/segformer"
 			for _, l := range []LatestRun{night1, night2, night1} {
-				g.loseNext(storage.Join(dir, LatestFile))
+				g.Arm(objectName(storage.Join(dir, LatestFile)))
 				if err := AdvanceLatest(t.Context(), store, dir, l); err != nil {
 					t.Fatalf("%s: %v", l.RunID, err)
 				}
 			}
-			if n := g.lostCount(); n != 2 {
+			if n := g.Lost(); n != 2 {
 				t.Errorf("%d responses lost, want 2", n)
 			}
 			got, ok, err := ReadLatest(t.Context(), store, dir)

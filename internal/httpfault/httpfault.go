@@ -1,6 +1,7 @@
 // Package httpfault injects network faults into HTTP responses, for tests
 // that put a proxy in front of a real (fake) storage server and check that
-// readers survive downloads cut short.
+// readers survive downloads cut short, and writers uploads whose response
+// is lost.
 package httpfault
 
 import (

@@ -1,16 +1,10 @@
 package storage
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
-	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +12,8 @@ import (
 	"time"
 
 	gax "github.com/googleapis/gax-go/v2"
+
+	"github.com/segeval/segeval/internal/httpfault"
 )
 
 // appendOnce returns a modify for Update that adds line to the file unless
@@ -163,102 +159,6 @@ func TestUpdateConcurrent(t *testing.T) {
 	}
 }
 
-// lossyProxy is a reverse proxy in front of a fake Cloud Storage server
-// that loses responses: while armed, an upload of the watched object that
-// succeeds reaches the server and lands, but its client is answered 503
-// Service Unavailable, or has its connection cut, instead of the success.
-type lossyProxy struct {
-	url    string
-	object string // name of the object whose uploads are watched
-	cut    bool   // cut the connection rather than answer 503
-	proxy  *httputil.ReverseProxy
-
-	mu    sync.Mutex
-	armed int // successful uploads still to lose
-	lost  int // responses lost
-}
-
-func startLossyProxy(t *testing.T, backendURL, object string, cut bool) *lossyProxy {
-	t.Helper()
-	target, err := url.Parse(backendURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &lossyProxy{
-		object: object,
-		cut:    cut,
-		proxy: &httputil.ReverseProxy{
-			Rewrite:  func(r *httputil.ProxyRequest) { r.SetURL(target) },
-			ErrorLog: log.New(io.Discard, "", 0),
-		},
-	}
-	srv := httptest.NewServer(p) // loopback only
-	t.Cleanup(srv.Close)
-	p.url = srv.URL
-	return p
-}
-
-// loseNext arms the proxy to lose the responses of the next n successful
-// uploads of its object.
-func (p *lossyProxy) loseNext(n int) {
-	p.mu.Lock()
-	p.armed += n
-	p.mu.Unlock()
-}
-
-// lostCount returns the number of responses lost so far.
-func (p *lossyProxy) lostCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.lost
-}
-
-func (p *lossyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !p.watched(r) {
-		p.proxy.ServeHTTP(w, r)
-		return
-	}
-	rec := httptest.NewRecorder()
-	p.proxy.ServeHTTP(rec, r)
-	p.mu.Lock()
-	lose := p.armed > 0 && rec.Code/100 == 2
-	if lose {
-		p.armed--
-		p.lost++
-	}
-	p.mu.Unlock()
-	switch {
-	case lose && p.cut:
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			conn.Close()
-		}
-	case lose:
-		http.Error(w, "injected fault: response lost", http.StatusServiceUnavailable)
-	default:
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		w.Write(rec.Body.Bytes())
-	}
-}
-
-// watched reports whether r uploads the proxy's object. The object name is
-// in the query of simple and resumable uploads, and in the metadata part
-// of the body of multipart ones; the body is put back for forwarding.
-func (p *lossyProxy) watched(r *http.Request) bool {
-	if !strings.HasPrefix(r.URL.Path, "/upload/") || r.Method != http.MethodPost {
-		return false
-	}
-	if r.URL.Query().Get("name") == p.object {
-		return true
-	}
-	body, err := io.ReadAll(r.Body)
-	r.Body.Close()
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return err == nil && bytes.Contains(body, []byte(`"name":"`+p.object+`"`))
-}
-
 // An Update whose write lands but whose response is lost succeeds once:
 // the client's retry of the write fails its condition, the next round's
 // modify sees its own change and writes nothing more.
@@ -267,13 +167,15 @@ func TestUpdateLostResponse(t *testing.T) {
 		t.Run(map[bool]string{false: "503", true: "cut"}[cut], func(t *testing.T) {
 			srv := startFakeGCS(t)
 			const object = "lossy/lines"
-			p := startLossyProxy(t, srv.URL(), object, cut)
-			useEmulator(t, p.url)
+			p := httpfault.NewLoseResponses(srv.HTTPHandler(), cut)
+			front := httptest.NewServer(p) // loopback only
+			t.Cleanup(front.Close)
+			useEmulator(t, front.URL)
 			s := newTestStore(t, Options{})
 			path := "gs://" + testBucket + "/" + object
 
 			for night, line := range []string{"first", "second"} {
-				p.loseNext(1)
+				p.Arm(object)
 				var calls []string
 				if err := s.Update(t.Context(), path, appendOnce(line, &calls)); err != nil {
 					t.Fatalf("night %d: %v", night, err)
@@ -282,7 +184,7 @@ func TestUpdateLostResponse(t *testing.T) {
 					t.Errorf("night %d: modify saw %q; want a second round after the lost response", night, calls)
 				}
 			}
-			if n := p.lostCount(); n != 2 {
+			if n := p.Lost(); n != 2 {
 				t.Errorf("%d responses lost, want 2", n)
 			}
 			mustRead(t, s, path, []byte("first\nsecond\n"))
