@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	dataflow "google.golang.org/api/dataflow/v1b3"
 )
 
 // deployFiles returns the deployment files, by path relative to deploy/.
@@ -333,6 +335,10 @@ func TestFlagsAreReal(t *testing.T) {
 		{"template run", "x.sh", "gcloud dataflow flex-template run j --region=r \\\n  --parameters=^~^input=a,b~outputs=o\n", []string{"outputs"}},
 		{"template run, repeated", "x.sh", "gcloud dataflow flex-template run j --parameters input=a --parameters mode_x=b\n", []string{"mode_x"}},
 		{"other commands", "x.sh", "gcloud scheduler jobs create http j --parameters=x=1 --schedule='0 3 * * *'\nsegeval --mode=binary\n", nil},
+		// Beam's runner flags are flags of the binary too, defined when
+		// cmd/run links the runners.
+		{"Beam runner flags", "x.sh", "exec \"$SEGEVAL\" --runner=flink --parallelism=8 --job_name=j --execute_async=true --parallelsm=8\n", []string{"parallelsm"}},
+		{"Beam flag as a template parameter", "launch.json", `{"launchParameter": {"parameters": {"execute_async": "true", "execute_asnyc": "true"}}}`, []string{"execute_asnyc"}},
 		{"template metadata", "metadata.json", `{"parameters": [{"name": "input"}, {"name": "ignore"}]}`, []string{"ignore"}},
 		{"launch request", "launch.json", `{"launchParameter": {"parameters": {"output": "o", "classes_": "all"}}}`, []string{"classes_"}},
 		{"manifest", "cron.yaml", "kind: CronJob\nspec:\n  template:\n    spec:\n      containers:\n        - command: [/bin/sh, /usr/local/bin/submit.sh]\n          args: [--overwrite, --max_pixel=4]\n        - command: [java]\n          args: [--flink-master=x]\n", []string{"max_pixel"}},
@@ -421,6 +427,14 @@ func TestTemplateMetadata(t *testing.T) {
 			t.Errorf("metadata.json has no parameter %s", name)
 		}
 	}
+	// Every parameter the launch passes is declared, so that the template's
+	// metadata validates it, and no launch relies on the service passing an
+	// undeclared one through.
+	for name := range launch.LaunchParameter.Parameters {
+		if !slices.Contains(names, name) {
+			t.Errorf("dataflow_launch.json passes %s, which metadata.json does not declare", name)
+		}
+	}
 }
 
 func unknownFlags(flags []string, real map[string]bool) []string {
@@ -502,4 +516,585 @@ func ownFlags(t *testing.T) []string {
 		t.Fatal("found no ownFlags list in cmd/run")
 	}
 	return names
+}
+
+// sizing is deploy/capacity.json: the measured basis of the capacity plan and
+// the night it is sized for. The deployment files carry numbers derived from
+// it (README.md, Sizing); the tests below derive them again and compare.
+type sizing struct {
+	Basis                    string  `json:"basis"`
+	ImagesPerNight           float64 `json:"images_per_night"`
+	TargetHours              float64 `json:"target_hours"`
+	ImagesPerSecondPerVCPU   float64 `json:"images_per_second_per_vcpu"`
+	GBPerEvaluatingCore      float64 `json:"gb_per_evaluating_core"`
+	GBBasePerWorker          float64 `json:"gb_base_per_worker"`
+	Headroom                 float64 `json:"headroom"`
+	DataflowMachineType      string  `json:"dataflow_machine_type"`
+	FlinkSlotsPerTaskManager int     `json:"flink_slots_per_taskmanager"`
+}
+
+// machineTypes are the Compute Engine machine types a sizing may name: vCPUs
+// and memory in GB.
+var machineTypes = map[string]struct {
+	vcpus    int
+	memoryGB float64
+}{
+	"n2-standard-2": {2, 8}, "n2-standard-4": {4, 16}, "n2-standard-8": {8, 32}, "n2-standard-16": {16, 64},
+	"n2-highmem-2": {2, 16}, "n2-highmem-4": {4, 32}, "n2-highmem-8": {8, 64}, "n2-highmem-16": {16, 128},
+	"n2-highcpu-2": {2, 2}, "n2-highcpu-4": {4, 4}, "n2-highcpu-8": {8, 8}, "n2-highcpu-16": {16, 16},
+}
+
+func loadSizing(t *testing.T) sizing {
+	t.Helper()
+	data, err := os.ReadFile("capacity.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s sizing
+	if err := dec.Decode(&s); err != nil {
+		t.Fatalf("capacity.json: %v", err)
+	}
+	if s.ImagesPerNight <= 0 || s.TargetHours <= 0 || s.ImagesPerSecondPerVCPU <= 0 || s.GBPerEvaluatingCore <= 0 ||
+		s.GBBasePerWorker <= 0 || s.Headroom < 1 || s.FlinkSlotsPerTaskManager < 1 {
+		t.Fatalf("capacity.json: a number is missing or out of range: %+v", s)
+	}
+	return s
+}
+
+// cores is the number of cores evaluating at once that gets the night's
+// images through in the target time, with the headroom.
+func (s sizing) cores() float64 {
+	return s.ImagesPerNight * s.Headroom / (s.ImagesPerSecondPerVCPU * 3600 * s.TargetHours)
+}
+
+// imagesIn is how many images that many evaluating cores get through in the
+// target time.
+func (s sizing) imagesIn(cores int) float64 {
+	return float64(cores) * s.ImagesPerSecondPerVCPU * 3600 * s.TargetHours
+}
+
+// peakGB is the memory a worker process evaluating on that many cores needs:
+// it evaluates at most GOMAXPROCS images at once.
+func (s sizing) peakGB(cores int) float64 {
+	return float64(cores)*s.GBPerEvaluatingCore + s.GBBasePerWorker
+}
+
+// dataflowWorkers is the number of workers of the sizing's machine type.
+func (s sizing) dataflowWorkers() (int, error) {
+	m, ok := machineTypes[s.DataflowMachineType]
+	if !ok {
+		return 0, fmt.Errorf("unknown machine type %q", s.DataflowMachineType)
+	}
+	if s.peakGB(m.vcpus) > m.memoryGB {
+		return 0, fmt.Errorf("%s: %.1f GB, a worker evaluating on its %d vCPUs needs %.1f GB", s.DataflowMachineType, m.memoryGB, m.vcpus, s.peakGB(m.vcpus))
+	}
+	return int(math.Ceil(s.cores() / float64(m.vcpus))), nil
+}
+
+// flinkTaskManagers is the number of TaskManagers of the sizing's slots.
+func (s sizing) flinkTaskManagers() int {
+	return int(math.Ceil(s.cores() / float64(s.FlinkSlotsPerTaskManager)))
+}
+
+// TestSizingArithmetic checks the derivation against the README's capacity
+// plan, whose table gives the numbers without headroom.
+func TestSizingArithmetic(t *testing.T) {
+	readme := sizing{TargetHours: 1, ImagesPerSecondPerVCPU: 2.16, GBPerEvaluatingCore: 0.8, GBBasePerWorker: 0.5,
+		Headroom: 1, DataflowMachineType: "n2-standard-4", FlinkSlotsPerTaskManager: 1}
+	with := func(images, headroom float64, machine string, slots int) sizing {
+		s := readme
+		s.ImagesPerNight, s.Headroom, s.DataflowMachineType, s.FlinkSlotsPerTaskManager = images, headroom, machine, slots
+		return s
+	}
+	tests := []struct {
+		name          string
+		s             sizing
+		workers       int
+		taskManagers  int
+		wantErr       bool
+		coreHoursNear float64
+	}{
+		{"README, 500 images", with(500, 1, "n2-standard-4", 1), 1, 1, false, 0.064},
+		{"README, 50,000 images", with(50000, 1, "n2-standard-4", 1), 2, 7, false, 6.4},
+		{"README, 5,000,000 images", with(5e6, 1, "n2-standard-4", 1), 161, 644, false, 643}, // the README rounds 643.004 slots down
+		{"50,000 with headroom, 2 slots", with(50000, 1.2, "n2-standard-4", 2), 2, 4, false, 7.7},
+		{"5,000,000 with headroom, 2 slots", with(5e6, 1.2, "n2-standard-4", 2), 193, 386, false, 772},
+		{"highmem fits too", with(50000, 1, "n2-highmem-4", 1), 2, 7, false, 6.4},
+		{"highcpu: 2 images at once need 2.1 GB of 2", with(50000, 1, "n2-highcpu-2", 1), 0, 7, true, 6.4},
+		{"unknown machine", with(50000, 1, "n1-standard-4", 1), 0, 7, true, 6.4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.s.cores() * tt.s.TargetHours; math.Abs(got-tt.coreHoursNear) > 0.05*tt.coreHoursNear {
+				t.Errorf("core-hours %.2f, want about %g", got, tt.coreHoursNear)
+			}
+			workers, err := tt.s.dataflowWorkers()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("dataflowWorkers: %d, %v; want error %v", workers, err, tt.wantErr)
+			}
+			if err == nil && workers != tt.workers {
+				t.Errorf("%d Dataflow workers, want %d", workers, tt.workers)
+			}
+			if got := tt.s.flinkTaskManagers(); got != tt.taskManagers {
+				t.Errorf("%d TaskManagers, want %d", got, tt.taskManagers)
+			}
+		})
+	}
+}
+
+// fakeTool writes an executable shell script named name into dir that
+// appends its arguments to log, one call per line, each argument followed by
+// \x1f, and copies the file of a --message-body-from-file argument next to
+// the log. `gcloud scheduler jobs describe` fails, as for a job not created
+// yet.
+func fakeTool(t *testing.T, dir, name, log string) {
+	t.Helper()
+	script := `#!/bin/sh
+for a in "$@"; do printf '%s\037' "$a"; done >>"` + log + `"
+printf '\n' >>"` + log + `"
+for a in "$@"; do
+  case "$a" in --message-body-from-file=*) cp "${a#*=}" "` + log + `.body";; esac
+done
+[ "$1 $2 $3" = "scheduler jobs describe" ] && exit 1
+exit 0
+`
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runScript runs a deployment script with bash, with fake gcloud and
+// segeval commands first on the PATH, and returns the calls they received.
+func runScript(t *testing.T, script string, env ...string) (calls [][]string, body []byte) {
+	t.Helper()
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash to run the script")
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	fakeTool(t, dir, "gcloud", log)
+	fakeTool(t, dir, "segeval", log)
+	cmd := exec.Command(bash, script)
+	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"), "SEGEVAL="+filepath.Join(dir, "segeval"))
+	cmd.Env = append(cmd.Env, env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		calls = append(calls, strings.Split(strings.TrimSuffix(line, "\x1f"), "\x1f"))
+	}
+	body, _ = os.ReadFile(log + ".body")
+	return calls, body
+}
+
+// callOf returns the arguments of the first call that starts with prefix.
+func callOf(t *testing.T, calls [][]string, prefix ...string) []string {
+	t.Helper()
+	for _, c := range calls {
+		if len(c) >= len(prefix) && slices.Equal(c[:len(prefix)], prefix) {
+			return c
+		}
+	}
+	t.Fatalf("no call %q among %q", prefix, calls)
+	return nil
+}
+
+// flagValue returns the value of --name=value in args.
+func flagValue(args []string, name string) (string, bool) {
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--"+name+"="); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// quantity parses a Kubernetes resource quantity (2, 500m, 2560Mi, 3G) into
+// cores or bytes.
+func quantity(s string) (float64, error) {
+	units := []struct {
+		suffix string
+		factor float64
+	}{{"Ki", 1 << 10}, {"Mi", 1 << 20}, {"Gi", 1 << 30}, {"Ti", 1 << 40}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}, {"m", 1e-3}}
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			v, err := strconv.ParseFloat(n, 64)
+			return v * u.factor, err
+		}
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
+// launchRequest decodes a Flex Template launch request, rejecting fields the
+// API does not have (maxNumWorkers for maxWorkers, say), which the API would
+// refuse.
+func launchRequest(t *testing.T, data []byte) *dataflow.LaunchFlexTemplateRequest {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var req dataflow.LaunchFlexTemplateRequest
+	if err := dec.Decode(&req); err != nil {
+		t.Fatalf("launch request: %v\n%s", err, data)
+	}
+	if req.LaunchParameter == nil || req.LaunchParameter.Environment == nil {
+		t.Fatalf("launch request without launchParameter.environment:\n%s", data)
+	}
+	return &req
+}
+
+// dataflowJobName is the form Dataflow accepts for job names,
+// [a-z]([-a-z0-9]{0,1022}[a-z0-9])?, but for the length (Go's regexp repeats
+// at most 1000 times).
+var dataflowJobName = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// TestFlinkSizing checks the Flink files against the sizing: the job's
+// parallelism fills the planned TaskManagers' slots, which get the night's
+// images through in the target time, and each TaskManager's Go worker has
+// the cores and the memory its evaluations take.
+func TestFlinkSizing(t *testing.T) {
+	s := loadSizing(t)
+	var session struct {
+		Spec struct {
+			FlinkConfiguration map[string]string `yaml:"flinkConfiguration"`
+			TaskManager        struct {
+				PodTemplate struct {
+					Spec struct {
+						Containers []k8sContainer `yaml:"containers"`
+					} `yaml:"spec"`
+				} `yaml:"podTemplate"`
+			} `yaml:"taskManager"`
+		} `yaml:"spec"`
+	}
+	data, err := os.ReadFile("flink/flink-session.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &session); err != nil {
+		t.Fatal(err)
+	}
+	conf := session.Spec.FlinkConfiguration
+	slots, err := strconv.Atoi(conf["taskmanager.numberOfTaskSlots"])
+	if err != nil {
+		t.Fatalf("taskmanager.numberOfTaskSlots: %v", err)
+	}
+	if slots != s.FlinkSlotsPerTaskManager {
+		t.Errorf("flink-session.yaml: %d slots per TaskManager, capacity.json %d", slots, s.FlinkSlotsPerTaskManager)
+	}
+	want := s.flinkTaskManagers() * slots
+
+	calls, _ := runScript(t, "flink/submit.sh", "INPUT=gs://b/*.tar", "OUTPUT=gs://b/out/{date}/{run_id}")
+	run := callOf(t, calls, "--runner=flink")
+	v, ok := flagValue(run, "parallelism")
+	if !ok {
+		t.Fatalf("submit.sh passes no --parallelism: Beam's Flink runner then runs with parallelism 1\n%q", run)
+	}
+	parallelism, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("--parallelism=%s: %v", v, err)
+	}
+	if parallelism != want {
+		t.Errorf("submit.sh --parallelism=%d, want %d TaskManagers x %d slots = %d", parallelism, s.flinkTaskManagers(), slots, want)
+	}
+	if got := s.imagesIn(parallelism); got < s.ImagesPerNight*s.Headroom {
+		t.Errorf("parallelism %d evaluates %.0f images in %g h, short of %.0f x %g", parallelism, got, s.TargetHours, s.ImagesPerNight, s.Headroom)
+	}
+	if got := conf["slotmanager.number-of-slots.max"]; got != strconv.Itoa(parallelism) {
+		t.Errorf("slotmanager.number-of-slots.max %q, want the job's parallelism %d", got, parallelism)
+	}
+	if name, _ := flagValue(run, "job_name"); !regexp.MustCompile(`^segeval-[0-9]{8}$`).MatchString(name) {
+		t.Errorf("submit.sh --job_name=%q, want segeval-YYYYMMDD", name)
+	}
+
+	i := slices.IndexFunc(session.Spec.TaskManager.PodTemplate.Spec.Containers, func(c k8sContainer) bool { return c.Name == "beam-worker-pool" })
+	if i < 0 {
+		t.Fatal("flink-session.yaml: no beam-worker-pool container")
+	}
+	res := session.Spec.TaskManager.PodTemplate.Spec.Containers[i].Resources
+	for _, r := range []struct {
+		name string
+		min  float64 // cores or bytes
+		max  float64
+	}{
+		// GOMAXPROCS, hence the images evaluated at once, follows the CPU limit.
+		{"cpu", float64(slots), float64(slots)},
+		{"memory", s.peakGB(slots) * 1e9, math.Inf(1)},
+	} {
+		limit, err := quantity(res.Limits[r.name])
+		if err != nil {
+			t.Errorf("beam-worker-pool limits.%s %q: %v", r.name, res.Limits[r.name], err)
+			continue
+		}
+		if limit < r.min || limit > r.max {
+			t.Errorf("beam-worker-pool limits.%s %s, want between %g and %g for %d slots", r.name, res.Limits[r.name], r.min, r.max, slots)
+		}
+		if res.Requests[r.name] != res.Limits[r.name] {
+			t.Errorf("beam-worker-pool requests.%s %q differs from its limit %q", r.name, res.Requests[r.name], res.Limits[r.name])
+		}
+	}
+}
+
+type k8sContainer struct {
+	Name      string `yaml:"name"`
+	Resources struct {
+		Requests map[string]string `yaml:"requests"`
+		Limits   map[string]string `yaml:"limits"`
+	} `yaml:"resources"`
+}
+
+// TestDataflowSizing checks the scheduled launch and the one-off run against
+// the sizing: the machine type has the memory its evaluations take, as many
+// workers as get the night's images through in the target time start at
+// once, and the launcher does not wait for the job.
+func TestDataflowSizing(t *testing.T) {
+	s := loadSizing(t)
+	workers, err := s.dataflowWorkers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := machineTypes[s.DataflowMachineType]
+	if m.memoryGB/float64(m.vcpus) < s.GBPerEvaluatingCore {
+		t.Errorf("%s: %.1f GB per vCPU, an evaluating core needs %g", s.DataflowMachineType, m.memoryGB/float64(m.vcpus), s.GBPerEvaluatingCore)
+	}
+	if got := s.imagesIn(workers * m.vcpus); got < s.ImagesPerNight*s.Headroom {
+		t.Errorf("%d x %s evaluate %.0f images in %g h, short of %.0f x %g", workers, s.DataflowMachineType, got, s.TargetHours, s.ImagesPerNight, s.Headroom)
+	}
+
+	data, err := os.ReadFile("schedules/dataflow_launch.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheduled := launchRequest(t, data).LaunchParameter
+
+	calls, _ := runScript(t, "dataflow/build_and_run.sh", "PROJECT=p", "REGION=r", "BUCKET=b", "INPUT=gs://b/*.tar", "TAG=t")
+	run := callOf(t, calls, "dataflow", "flex-template", "run")
+	if !dataflowJobName.MatchString(run[3]) {
+		t.Errorf("build_and_run.sh job name %q is not one Dataflow accepts", run[3])
+	}
+	params, _ := flagValue(run, "parameters")
+	oneOff := &dataflow.LaunchFlexTemplateParameter{Parameters: map[string]string{}, Environment: &dataflow.FlexTemplateRuntimeEnvironment{}}
+	oneOff.Environment.MachineType, _ = flagValue(run, "worker-machine-type")
+	for flag, dst := range map[string]*int64{"num-workers": &oneOff.Environment.NumWorkers, "max-workers": &oneOff.Environment.MaxWorkers} {
+		v, _ := flagValue(run, flag)
+		*dst, _ = strconv.ParseInt(v, 10, 64)
+	}
+	sep := ","
+	if rest, ok := strings.CutPrefix(params, "^"); ok {
+		sep, params, _ = strings.Cut(rest, "^")
+	}
+	for _, kv := range strings.Split(params, sep) {
+		k, v, _ := strings.Cut(kv, "=")
+		oneOff.Parameters[k] = v
+	}
+
+	for name, launch := range map[string]*dataflow.LaunchFlexTemplateParameter{
+		"schedules/dataflow_launch.json": scheduled, "dataflow/build_and_run.sh": oneOff,
+	} {
+		env := launch.Environment
+		if env.MachineType != s.DataflowMachineType {
+			t.Errorf("%s: machine type %q, capacity.json %q", name, env.MachineType, s.DataflowMachineType)
+		}
+		if env.MaxWorkers != int64(workers) {
+			t.Errorf("%s: %d workers at most, capacity.json calls for %d", name, env.MaxWorkers, workers)
+		}
+		// Autoscaling up from one worker would spend the target hour's
+		// first part on too few: the planned workers start together.
+		if env.NumWorkers != env.MaxWorkers {
+			t.Errorf("%s: starts %d workers of %d", name, env.NumWorkers, env.MaxWorkers)
+		}
+		if launch.Parameters["execute_async"] != "true" {
+			t.Errorf("%s: execute_async=%q, want true: the launcher must not wait for the job", name, launch.Parameters["execute_async"])
+		}
+	}
+}
+
+// TestNightlyDataflowLaunch checks how the nightly job is launched: Cloud
+// Scheduler starts the workflow with dataflow_launch.json as its argument,
+// and the workflow adds the date to the job name before calling the launch
+// API.
+func TestNightlyDataflowLaunch(t *testing.T) {
+	calls, body := runScript(t, "schedules/dataflow_nightly.sh", "PROJECT=p", "REGION=r", "BUCKET=b", "SCHEDULER_SA=sa@p.iam.gserviceaccount.com")
+	deploy := callOf(t, calls, "workflows", "deploy")
+	if src, _ := flagValue(deploy, "source"); filepath.Base(src) != "dataflow_nightly_workflow.yaml" {
+		t.Errorf("deploys workflow source %q", src)
+	}
+	job := callOf(t, calls, "scheduler", "jobs", "create", "http")
+	wantURI := "https://workflowexecutions.googleapis.com/v1/projects/p/locations/r/workflows/" + deploy[2] + "/executions"
+	if uri, _ := flagValue(job, "uri"); uri != wantURI {
+		t.Errorf("scheduler posts to %s, want %s", uri, wantURI)
+	}
+
+	// The executions API wants the argument as a string of JSON.
+	var execution struct {
+		Argument string `json:"argument"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&execution); err != nil {
+		t.Fatalf("scheduler body: %v\n%s", err, body)
+	}
+	launch := launchRequest(t, []byte(execution.Argument)).LaunchParameter
+	data, err := os.ReadFile("schedules/dataflow_launch.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := launchRequest(t, bytes.ReplaceAll(data, []byte("YOUR_BUCKET"), []byte("b"))).LaunchParameter
+	if got, _ := launch.MarshalJSON(); !bytes.Equal(got, must(want.MarshalJSON())) {
+		t.Errorf("the workflow's argument is\n%s\nwant dataflow_launch.json with the bucket:\n%s", got, must(want.MarshalJSON()))
+	}
+	if name := launch.JobName + "-20250131"; !dataflowJobName.MatchString(name) {
+		t.Errorf("job name %q is not one Dataflow accepts", name)
+	}
+
+	// The workflow: the job name gets the date from the clock, and the
+	// request goes to the launch API with it.
+	var workflow struct {
+		Main struct {
+			Params []string            `yaml:"params"`
+			Steps  []map[string]wfStep `yaml:"steps"`
+		} `yaml:"main"`
+	}
+	data, err = os.ReadFile("schedules/dataflow_nightly_workflow.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &workflow); err != nil {
+		t.Fatal(err)
+	}
+	assigned := map[string]string{}
+	var launched bool
+	for _, steps := range workflow.Main.Steps {
+		for _, step := range steps {
+			for _, a := range step.Assign {
+				for k, v := range a {
+					assigned[k] = fmt.Sprint(v)
+				}
+			}
+			if step.Call == "googleapis.dataflow.v1b3.projects.locations.flexTemplates.launch" {
+				body, _ := step.Args["body"].(map[string]any)
+				launched = fmt.Sprint(body["launchParameter"]) == "${launch}"
+			}
+		}
+	}
+	if len(workflow.Main.Params) != 1 || assigned["launch"] != "${"+workflow.Main.Params[0]+".launchParameter}" {
+		t.Errorf("the workflow does not take the launch parameter from its argument: params %q, launch = %q", workflow.Main.Params, assigned["launch"])
+	}
+	if !strings.Contains(assigned["day"], "sys.now()") || !strings.Contains(assigned["launch.jobName"], "day") {
+		t.Errorf("the workflow does not name the job after the day: day = %q, launch.jobName = %q", assigned["day"], assigned["launch.jobName"])
+	}
+	if !launched {
+		t.Error("the workflow does not call the Flex Template launch API with launchParameter ${launch}")
+	}
+}
+
+type wfStep struct {
+	Assign []map[string]any `yaml:"assign"`
+	Call   string           `yaml:"call"`
+	Args   map[string]any   `yaml:"args"`
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// TestNightlyFlinkRetries checks the CronJob's Job against segeval's exit
+// codes: a failed gate (3) and bad flags (2) end it at once, since a second
+// hour-long evaluation would reach the same end; other failures get the
+// retries of backoffLimit, within the deadline.
+func TestNightlyFlinkRetries(t *testing.T) {
+	s := loadSizing(t)
+	var cron struct {
+		Spec struct {
+			JobTemplate struct {
+				Spec struct {
+					BackoffLimit          *int `yaml:"backoffLimit"`
+					ActiveDeadlineSeconds int  `yaml:"activeDeadlineSeconds"`
+					PodFailurePolicy      struct {
+						Rules []podFailureRule `yaml:"rules"`
+					} `yaml:"podFailurePolicy"`
+					Template struct {
+						Spec struct {
+							RestartPolicy string         `yaml:"restartPolicy"`
+							Containers    []k8sContainer `yaml:"containers"`
+						} `yaml:"spec"`
+					} `yaml:"template"`
+				} `yaml:"spec"`
+			} `yaml:"jobTemplate"`
+		} `yaml:"spec"`
+	}
+	data, err := os.ReadFile("schedules/flink-nightly.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(data, &cron); err != nil {
+		t.Fatal(err)
+	}
+	job := cron.Spec.JobTemplate.Spec
+	pod := job.Template.Spec
+	if pod.RestartPolicy != "Never" {
+		t.Errorf("restartPolicy %q: a pod failure policy needs Never", pod.RestartPolicy)
+	}
+	if len(pod.Containers) != 1 {
+		t.Fatalf("%d containers, want the submitter alone", len(pod.Containers))
+	}
+	backoff := 6 // Kubernetes' default
+	if job.BackoffLimit != nil {
+		backoff = *job.BackoffLimit
+	}
+	if backoff < 1 {
+		t.Errorf("backoffLimit %d: an infrastructure failure gets no second attempt", backoff)
+	}
+	if need := float64(backoff+1) * s.TargetHours * 3600; float64(job.ActiveDeadlineSeconds) < need {
+		t.Errorf("activeDeadlineSeconds %d leaves no time for %d attempts of %g h", job.ActiveDeadlineSeconds, backoff+1, s.TargetHours)
+	}
+
+	tests := []struct {
+		exit int
+		want string
+	}{
+		{3, "FailJob"}, // the gate failed: the evaluation ran and wrote its outputs
+		{2, "FailJob"}, // bad flags or configuration (or a Go panic): nothing a retry changes
+		{1, "Count"},   // the run failed, maybe on infrastructure: retried
+		{137, "Count"}, // the submitter was killed
+	}
+	for _, tt := range tests {
+		if got := podFailureAction(job.PodFailurePolicy.Rules, pod.Containers[0].Name, tt.exit); got != tt.want {
+			t.Errorf("exit code %d: %s, want %s", tt.exit, got, tt.want)
+		}
+	}
+}
+
+type podFailureRule struct {
+	Action      string `yaml:"action"`
+	OnExitCodes *struct {
+		ContainerName string `yaml:"containerName"`
+		Operator      string `yaml:"operator"`
+		Values        []int  `yaml:"values"`
+	} `yaml:"onExitCodes"`
+}
+
+// podFailureAction is what a Job does when container exits with code, after
+// Kubernetes' pod failure policy: the first rule that matches decides, and a
+// failure no rule matches counts against backoffLimit.
+func podFailureAction(rules []podFailureRule, container string, code int) string {
+	for _, r := range rules {
+		on := r.OnExitCodes
+		if on == nil || (on.ContainerName != "" && on.ContainerName != container) {
+			continue
+		}
+		in := slices.Contains(on.Values, code)
+		if (on.Operator == "In" && in) || (on.Operator == "NotIn" && !in && code != 0) {
+			return r.Action
+		}
+	}
+	return "Count"
 }

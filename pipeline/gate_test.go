@@ -3,12 +3,16 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/segeval/segeval/internal/gate"
+	"github.com/segeval/segeval/internal/httpfault"
 	"github.com/segeval/segeval/internal/lovasz"
 	"github.com/segeval/segeval/internal/storage"
 	"github.com/segeval/segeval/transforms"
@@ -127,5 +131,51 @@ func TestIncompatibleBaselineIsAnError(t *testing.T) {
 	_, err := runPipeline(t, cfg)
 	if err == nil || !strings.Contains(err.Error(), "baseline was computed differently") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestHistoryLostResponsesOverGCS runs two nights into gs:// through a
+// proxy that lets each night's first history write land and loses its
+// response: both runs succeed, and history.jsonl holds each night once, in
+// order.
+func TestHistoryLostResponsesOverGCS(t *testing.T) {
+	d := writeDataset(t)
+	srv := startFakeGCS(t)
+	lossy := httpfault.NewLoseResponses(srv.HTTPHandler(), false)
+	front := httptest.NewServer(lossy)
+	t.Cleanup(front.Close)
+	t.Setenv("STORAGE_EMULATOR_HOST", strings.TrimPrefix(front.URL, "http://"))
+	store := storage.New(storage.Options{})
+	defer store.Close()
+	d.upload(t, store, "gs://evals/preds/")
+
+	for _, n := range []int{1, 2} {
+		lossy.Arm("history/segformer/history.jsonl")
+		cfg := config([]string{"gs://evals/preds/*.tar"}, fmt.Sprintf("gs://evals/runs/night-%d", n))
+		cfg.RunID = fmt.Sprintf("night-%d", n)
+		cfg.Date = fmt.Sprintf("2026-11-2%d", n)
+		cfg.Provenance.StartedAt = cfg.Date + "T03:00:00Z"
+		cfg.History = transforms.HistorySpec{Prefix: "gs://evals/history", Model: "segformer"}
+		if _, err := runPipeline(t, cfg); err != nil {
+			t.Fatalf("night %d: %v", n, err)
+		}
+	}
+	if lost := lossy.Lost(); lost != 2 {
+		t.Errorf("%d responses lost, want one per night", lost)
+	}
+	history, err := gate.ReadHistory(t.Context(), store, "gs://evals/history/segformer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, h := range history {
+		ids = append(ids, h.RunID)
+	}
+	if !slices.Equal(ids, []string{"night-1", "night-2"}) {
+		t.Errorf("history holds %q, want night-1 then night-2, once each", ids)
+	}
+	latest, ok, err := gate.ReadLatest(t.Context(), store, "gs://evals/history/segformer")
+	if err != nil || !ok || latest.RunID != "night-2" {
+		t.Errorf("LATEST %+v (%v), want night-2", latest, err)
 	}
 }

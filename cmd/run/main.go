@@ -112,12 +112,14 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		}
 		return exitFailed
 	}
-	data, err := store.ReadFile(ctx, storage.Join(cfg.Output, results.MetricsFile))
-	if errors.Is(err, os.ErrNotExist) {
-		// Runners that only submit (templates, async jobs) end here.
+	if submitOnly() {
+		// The runner returned once the job was submitted (or its template
+		// written): there is nothing to read yet, and its result carries no
+		// metrics.
 		fmt.Fprintf(stdout, "job submitted; results will appear under %s\n", cfg.Output)
 		return exitOK
 	}
+	data, err := store.ReadFile(ctx, storage.Join(cfg.Output, results.MetricsFile))
 	if err != nil {
 		fmt.Fprintln(stderr, "segeval:", err)
 		return exitFailed
@@ -126,9 +128,7 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "segeval:", err)
 		return exitFailed
 	}
-	if pr != nil {
-		printWork(stdout, pr.Metrics())
-	}
+	printWork(stdout, pr.Metrics())
 	return gateOutcome(ctx, store, cfg.Output, stdout)
 }
 
@@ -154,6 +154,22 @@ func checkBaseline(ctx context.Context, store *storage.Store, cfg pipeline.Confi
 func embedded() bool {
 	r := flag.Lookup("runner")
 	return r == nil || r.Value.String() == "" || strings.EqualFold(r.Value.String(), "prism")
+}
+
+// submitOnly reports whether the runner returns without running the job
+// to its end: Dataflow with --async (--execute_async), writing a template
+// (--template_location, as under the Flex Template launcher), or a dry run.
+func submitOnly() bool {
+	if embedded() {
+		return false
+	}
+	for _, name := range []string{"async", "execute_async", "dry_run"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() == "true" {
+			return true
+		}
+	}
+	f := flag.Lookup("template_location")
+	return f != nil && f.Value.String() != ""
 }
 
 // useOwnWorkerBinary passes this executable as the worker binary to remote

@@ -28,6 +28,16 @@ gcloud dataflow flex-template build "$TEMPLATE" \
   --sdk-language=GO \
   --metadata-file=deploy/dataflow/metadata.json
 
+# Job names only need to differ from those of active jobs: the time keeps
+# two runs started by hand apart.
+#
+# Workers as in deploy/capacity.json (deploy/README.md, Sizing; go test
+# ./deploy checks): 50,000 Cityscapes images in about an hour on 2 workers of
+# 4 vCPU, which start together rather than being autoscaled up to.
+#
+# execute_async: the launcher must return once the job is submitted; see
+# deploy/README.md, "The launcher does not wait".
+#
 # ^~^ makes ~ the separator between parameters: input may hold commas.
 gcloud dataflow flex-template run "segeval-$(date -u +%Y%m%d-%H%M%S)" \
   --project="$PROJECT" \
@@ -35,4 +45,7 @@ gcloud dataflow flex-template run "segeval-$(date -u +%Y%m%d-%H%M%S)" \
   --template-file-gcs-location="$TEMPLATE" \
   --temp-location="gs://${BUCKET}/segeval/tmp" \
   --staging-location="gs://${BUCKET}/segeval/staging" \
-  --parameters="^~^input=${INPUT}~output=gs://${BUCKET}/segeval/runs/{date}/{run_id}"
+  --worker-machine-type=n2-standard-4 \
+  --num-workers=2 \
+  --max-workers=2 \
+  --parameters="^~^input=${INPUT}~output=gs://${BUCKET}/segeval/runs/{date}/{run_id}~execute_async=true"
