@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"runtime"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -61,60 +62,125 @@ func worstRefs(_ []byte, highestLoss, lowestMIoU func(*[]evaluate.Result) bool, 
 	}
 }
 
+// thumbnailFn renders thumbnails on up to GOMAXPROCS goroutines of a
+// bundle while it reads the next sample, as the evaluation does: prism runs
+// the few worst images as one bundle, which would otherwise use one core.
 type thumbnailFn struct {
 	EvalConfig
 
-	store *storage.Store
-	dec   sample.Decoder
-	eval  *evaluate.Evaluator
+	store    *storage.Store
+	idle     []*renderer
+	done     chan rendered
+	running  int
+	firstErr error
+}
+
+// renderer holds one goroutine's decoding and prediction buffers.
+type renderer struct {
+	dec  sample.Decoder
+	eval *evaluate.Evaluator
+}
+
+// rendered is the outcome of one thumbnail.
+type rendered struct {
+	r     *renderer
+	thumb Thumbnail
+	err   error
 }
 
 func (f *thumbnailFn) Setup() {
 	f.store = storage.New(f.Storage)
-	f.eval = evaluate.NewEvaluator(f.Eval)
+	f.done = make(chan rendered, runtime.GOMAXPROCS(0))
 }
 
 func (f *thumbnailFn) Teardown() error { return f.store.Close() }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
-	if err := f.render(ctx, ref, emit); err != nil {
-		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
-	}
-	return nil
-}
-
-func (f *thumbnailFn) render(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
-	release, err := acquireSlot(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
 	smp, err := f.find(ctx, ref)
 	if err != nil {
+		f.wait(emit)
+		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
+	}
+	for len(f.idle) == 0 && f.running >= cap(f.done) {
+		f.receive(<-f.done, emit)
+	}
+	release, err := acquireSlot(ctx)
+	if err != nil {
+		f.wait(emit)
 		return err
 	}
-	img, err := f.dec.Decode(smp, ref.Shard, f.Decode)
-	if err != nil {
-		return err
+	r := f.renderer()
+	f.running++
+	go func() {
+		defer release()
+		thumb, err := r.render(smp, ref, f.EvalConfig)
+		if err != nil {
+			err = fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
+		}
+		f.done <- rendered{r: r, thumb: thumb, err: err}
+	}()
+	return f.firstErr
+}
+
+func (f *thumbnailFn) FinishBundle(emit func(Thumbnail)) error {
+	f.wait(emit)
+	f.idle = nil // their image-sized buffers go with them
+	err := f.firstErr
+	f.firstErr = nil
+	return err
+}
+
+// renderer takes an idle renderer, or makes one.
+func (f *thumbnailFn) renderer() *renderer {
+	if n := len(f.idle); n > 0 {
+		r := f.idle[n-1]
+		f.idle = f.idle[:n-1]
+		return r
 	}
-	pred, classes, err := f.eval.PredictionMap(img)
+	return &renderer{eval: evaluate.NewEvaluator(f.Eval)}
+}
+
+// wait emits every thumbnail still being rendered.
+func (f *thumbnailFn) wait(emit func(Thumbnail)) {
+	for f.running > 0 {
+		f.receive(<-f.done, emit)
+	}
+}
+
+func (f *thumbnailFn) receive(out rendered, emit func(Thumbnail)) {
+	f.running--
+	f.idle = append(f.idle, out.r)
+	switch {
+	case out.err != nil && f.firstErr == nil:
+		f.firstErr = out.err
+	case out.err == nil:
+		emit(out.thumb)
+	}
+}
+
+// render colors a sample's label and prediction.
+func (r *renderer) render(smp *shard.Sample, ref results.ImageRef, cfg EvalConfig) (Thumbnail, error) {
+	img, err := r.dec.Decode(smp, ref.Shard, cfg.Decode)
 	if err != nil {
-		return err
+		return Thumbnail{}, err
+	}
+	pred, classes, err := r.eval.PredictionMap(img)
+	if err != nil {
+		return Thumbnail{}, err
 	}
 	ignore := int32(-1)
-	if f.Eval.HasIgnore {
-		ignore = int32(f.Eval.Ignore)
+	if cfg.Eval.HasIgnore {
+		ignore = int32(cfg.Eval.Ignore)
 	}
 	label, err := report.Colorize(img.Labels, img.Height, img.Width, classes, ignore, thumbnailSide)
 	if err != nil {
-		return err
+		return Thumbnail{}, err
 	}
 	prediction, err := report.Colorize(pred, img.Height, img.Width, classes, ignore, thumbnailSide)
 	if err != nil {
-		return err
+		return Thumbnail{}, err
 	}
-	emit(Thumbnail{Key: ref.Key, Label: label, Prediction: prediction})
-	return nil
+	return Thumbnail{Key: ref.Key, Label: label, Prediction: prediction}, nil
 }
 
 // find reads the sample ref names again: from its two files, or from its
