@@ -183,24 +183,6 @@ type Rejection struct {
 	Reason string `json:"reason"`
 }
 
-// MarshalRejections renders rejected.jsonl sorted by shard and key.
-func MarshalRejections(rejected []Rejection) ([]byte, error) {
-	slices.SortFunc(rejected, func(a, b Rejection) int {
-		if c := strings.Compare(a.Shard, b.Shard); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	for _, r := range rejected {
-		if err := enc.Encode(r); err != nil {
-			return nil, err
-		}
-	}
-	return b.Bytes(), nil
-}
-
 // Shard is one input file.
 type Shard struct {
 	Path       string `json:"path"`
@@ -464,27 +446,6 @@ func (r ImageRow) MarshalJSON() ([]byte, error) {
 		}
 	}
 	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// MarshalRows renders per_image.jsonl: one row per line, sorted by key (then
-// shard, for keys repeated across shards), so that outputs are deterministic.
-func MarshalRows(rows []ImageRow) ([]byte, error) {
-	slices.SortFunc(rows, func(a, b ImageRow) int {
-		if c := strings.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Shard, b.Shard)
-	})
-	var b bytes.Buffer
-	for _, r := range rows {
-		line, err := json.Marshal(r)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(line)
-		b.WriteByte('\n')
-	}
 	return b.Bytes(), nil
 }
 

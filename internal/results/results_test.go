@@ -74,15 +74,18 @@ func TestRows(t *testing.T) {
 		NewImageRow("r", evaluate.Binary, nan),
 		NewImageRow("r", evaluate.Binary, evaluate.Result{Key: "a", Shard: "s2", Loss: nanValue(), MIoU: nanValue(), PixelAccuracy: nanValue()}),
 	}
-	data, err := MarshalRows(rows)
-	if err != nil {
-		t.Fatal(err)
+	want := []string{
+		`{"run_id":"r","key":"b","shard":"s1","valid_pixels":0,"lovasz_hinge":0.25,"miou":0.5,"pixel_accuracy":1}`,
+		`{"run_id":"r","key":"a","shard":"s2","valid_pixels":0,"lovasz_hinge":null,"miou":null,"pixel_accuracy":null}`,
 	}
-	want := `{"run_id":"r","key":"a","shard":"s2","valid_pixels":0,"lovasz_hinge":null,"miou":null,"pixel_accuracy":null}
-{"run_id":"r","key":"b","shard":"s1","valid_pixels":0,"lovasz_hinge":0.25,"miou":0.5,"pixel_accuracy":1}
-`
-	if string(data) != want {
-		t.Errorf("per_image.jsonl:\n%s\nwant:\n%s", data, want)
+	for i, r := range rows {
+		data, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(data) != want[i] {
+			t.Errorf("per_image.jsonl row:\n%s\nwant:\n%s", data, want[i])
+		}
 	}
 }
 

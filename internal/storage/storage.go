@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -211,34 +210,6 @@ func (s *Store) Open(ctx context.Context, path string) (io.ReadCloser, error) {
 		return r, nil
 	}
 	return openLocal(path)
-}
-
-// OpenAt opens a file or object for reading from byte offset on, with the
-// same retries and resumption as Open.
-func (s *Store) OpenAt(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
-	if offset == 0 {
-		return s.Open(ctx, path)
-	}
-	if IsGCS(path) {
-		obj, err := s.object(ctx, path)
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", path, err)
-		}
-		r, err := obj.NewRangeReader(ctx, offset, -1)
-		if err != nil {
-			return nil, fmt.Errorf("open %s at %d: %w", path, offset, gcsError(err))
-		}
-		return newGCSReader(ctx, path, obj, r, -1, s.retry), nil
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open %s at %d: %w", path, offset, err)
-	}
-	return f, nil
 }
 
 // ReadFile returns the whole content of a file or object.

@@ -572,36 +572,6 @@ func TestJoinAndIsGCS(t *testing.T) {
 	}
 }
 
-func TestOpenAt(t *testing.T) {
-	data := make([]byte, 300000)
-	for i := range data {
-		data[i] = byte(i * 7)
-	}
-	for _, b := range testBackends(t) {
-		t.Run(b.name, func(t *testing.T) {
-			s := newTestStore(t, Options{})
-			path := Join(b.root, "blob")
-			if err := s.WriteFile(t.Context(), path, data); err != nil {
-				t.Fatal(err)
-			}
-			for _, off := range []int64{0, 1, 123457, int64(len(data)) - 1} {
-				r, err := s.OpenAt(t.Context(), path, off)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := io.ReadAll(r)
-				r.Close()
-				if err != nil {
-					t.Fatalf("offset %d: %v", off, err)
-				}
-				if !bytes.Equal(got, data[off:]) {
-					t.Errorf("offset %d: read %d bytes that differ from the object's tail", off, len(got))
-				}
-			}
-		})
-	}
-}
-
 func TestCreate(t *testing.T) {
 	ctx := t.Context()
 	for _, b := range testBackends(t) {
