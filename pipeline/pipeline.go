@@ -45,9 +45,8 @@ type Config struct {
 	Decode  sample.Options
 	Storage storage.Options
 	Policy  transforms.Policy
-	// OutputParts is the number of pieces per_image.jsonl and
-	// rejected.jsonl are written in before they are merged; 0 means
-	// transforms.DefaultParts.
+	// OutputParts is the number of pieces rejected.jsonl is written in
+	// before they are merged; 0 means transforms.DefaultParts.
 	OutputParts int
 	// RestrictionBytes is the size of the pieces a shard is first split
 	// into for evaluation; 0 means transforms.DefaultRestrictionBytes.
@@ -173,7 +172,26 @@ func Build(s beam.Scope, cfg Config) error {
 	}
 	prov := cfg.Provenance
 	prov.Inputs = cfg.Inputs
-	eval := transforms.EvalConfig{Eval: cfg.Eval, Decode: cfg.Decode, Storage: cfg.Storage, Policy: cfg.Policy, RestrictionBytes: cfg.RestrictionBytes}
+	spec := transforms.OutputSpec{
+		Path:  cfg.Output,
+		RunID: cfg.RunID,
+		Settings: results.Settings{
+			Mode: cfg.Eval.Mode, ClassSet: cfg.Eval.ClassSet,
+			Ignore: cfg.Eval.Ignore, HasIgnore: cfg.Eval.HasIgnore,
+			ClassNames: cfg.ClassNames,
+		},
+		Storage: cfg.Storage,
+		Policy:  cfg.Policy,
+		WorstK:  cfg.WorstK,
+		Parts:   cfg.OutputParts,
+		Date:    cfg.Date,
+		Gate:    cfg.Gate,
+		History: cfg.History,
+	}
+	eval := transforms.EvalConfig{
+		Eval: cfg.Eval, Decode: cfg.Decode, Storage: cfg.Storage, Policy: cfg.Policy, RestrictionBytes: cfg.RestrictionBytes,
+		Rows: transforms.RowSpec{Dir: spec.TempDir(), RunID: cfg.RunID, Mode: cfg.Eval.Mode, WorstK: cfg.WorstK},
+	}
 	var evaluated transforms.Evaluated
 	var shards beam.PCollection  // every input file, for provenance
 	var planned beam.PCollection // the plan's count, for the completeness check
@@ -190,30 +208,14 @@ func Build(s beam.Scope, cfg Config) error {
 		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, plan.Rejected)
 		planned = plan.Count
 	}
-	spec := transforms.OutputSpec{
-		Path:  cfg.Output,
-		RunID: cfg.RunID,
-		Settings: results.Settings{
-			Mode: cfg.Eval.Mode, ClassSet: cfg.Eval.ClassSet,
-			Ignore: cfg.Eval.Ignore, HasIgnore: cfg.Eval.HasIgnore,
-			ClassNames: cfg.ClassNames,
-		},
-		Provenance: prov,
-		Storage:    cfg.Storage,
-		Policy:     cfg.Policy,
-		WorstK:     cfg.WorstK,
-		Parts:      cfg.OutputParts,
-		Date:       cfg.Date,
-		Gate:       cfg.Gate,
-		History:    cfg.History,
-	}
-	highestLoss, lowestMIoU := transforms.WorstImages(s, cfg.WorstK, evaluated.Images)
+	spec.Provenance = prov
+	highestLoss, lowestMIoU := transforms.WorstImages(s, cfg.WorstK, evaluated.Candidates)
 	transforms.Publish(s, spec, transforms.Outputs{
 		Accumulator: transforms.MergeAccumulators(s, evaluated.Partials),
 		Slices:      transforms.MergeSlices(s, evaluated.Slices),
 		HighestLoss: highestLoss,
 		LowestMIoU:  lowestMIoU,
-		Parts:       transforms.WriteParts(s, spec, evaluated.Images, evaluated.Rejected),
+		Parts:       beam.Flatten(s, evaluated.Parts, transforms.WriteRejections(s, spec, evaluated.Rejected)),
 		Shards:      shards,
 		Planned:     planned,
 		Thumbnails:  transforms.Thumbnails(s, eval, highestLoss, lowestMIoU),

@@ -36,10 +36,14 @@ func init() {
 	register.Emitter1[results.Rejection]()
 }
 
-// Evaluated is what the evaluation produces.
+// Evaluated is what the evaluation produces. No per-image record leaves
+// it: rows are written as parts, and each bundle sends on only its worst
+// images.
 type Evaluated struct {
-	// Images holds an evaluate.Result per image evaluated.
-	Images beam.PCollection
+	// Candidates holds evaluate.Result values: each bundle's worst images
+	// by loss and by mIoU (at most 2 x WorstK per bundle), from which
+	// WorstImages picks the run's.
+	Candidates beam.PCollection
 	// Partials holds *evaluate.Accumulator values, one per bundle that
 	// evaluated an image.
 	Partials beam.PCollection
@@ -48,6 +52,8 @@ type Evaluated struct {
 	Slices beam.PCollection
 	// Rejected holds a results.Rejection per sample set aside.
 	Rejected beam.PCollection
+	// Parts holds a results.Part per part of per_image.jsonl written.
+	Parts beam.PCollection
 }
 
 // Initial splits of a shard's plan: a restriction ends once it spans
@@ -72,8 +78,8 @@ const (
 // layout.
 func EvaluateSamples(s beam.Scope, cfg EvalConfig, plans beam.PCollection) Evaluated {
 	s = s.Scope("EvaluateSamples")
-	images, partials, slices, rejects := beam.ParDo4(s, &evaluateSamplesFn{EvalConfig: cfg}, plans)
-	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects}
+	candidates, partials, slices, rejects, parts := beam.ParDo5(s, &evaluateSamplesFn{EvalConfig: cfg}, plans)
+	return Evaluated{Candidates: candidates, Partials: partials, Slices: slices, Rejected: rejects, Parts: parts}
 }
 
 type evaluateSamplesFn struct {
@@ -134,18 +140,18 @@ func (f *evaluateSamplesFn) Setup() {
 func (f *evaluateSamplesFn) Teardown() error { return f.store.Close() }
 
 func (f *evaluateSamplesFn) StartBundle(context.Context, func(evaluate.Result), func(*evaluate.Accumulator),
-	func(string, *evaluate.Tally), func(results.Rejection)) {
+	func(string, *evaluate.Tally), func(results.Rejection), func(results.Part)) {
 	f.overlap.reset() // a retried bundle must not carry a failed attempt's partial sums
 }
 
-func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, plan ShardPlan, emitImage func(evaluate.Result),
-	_ func(*evaluate.Accumulator), _ func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
+func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTracker, plan ShardPlan, _ func(evaluate.Result),
+	_ func(*evaluate.Accumulator), _ func(string, *evaluate.Tally), emitReject func(results.Rejection), emitPart func(results.Part)) error {
 	rest := rt.GetRestriction().(offsetrange.Restriction)
 	if rest.Start >= rest.End {
 		return nil
 	}
 	restrictions.Inc(ctx, 1)
-	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
+	out := f.overlap.emitters(ctx, f.store, emitReject, emitPart)
 	sh := plan.Shard
 	first := plan.Samples[rest.Start].Offset
 	r, err := f.store.OpenRange(ctx, sh.Path, sh.Generation, first, plan.Bytes(rest.Start, rest.End))
@@ -199,10 +205,10 @@ func (f *evaluateSamplesFn) fail(out *emitters, err error) error {
 	return err
 }
 
-func (f *evaluateSamplesFn) FinishBundle(ctx context.Context, emitImage func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
-	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
-	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
-	err := f.overlap.finish(out, emitPartial, emitSlice)
+func (f *evaluateSamplesFn) FinishBundle(ctx context.Context, emitCandidate func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
+	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection), emitPart func(results.Part)) error {
+	out := f.overlap.emitters(ctx, f.store, emitReject, emitPart)
+	err := f.overlap.finish(out, emitCandidate, emitPartial, emitSlice)
 	f.reader.Drop()
 	if err != nil {
 		return err
@@ -214,17 +220,44 @@ func (f *evaluateSamplesFn) FinishBundle(ctx context.Context, emitImage func(eva
 // They may only be used by the goroutine of that call.
 type emitters struct {
 	ctx       context.Context
-	image     func(evaluate.Result)
+	store     *storage.Store
+	rows      *bundleRows
 	rejection func(results.Rejection)
+	part      func(results.Part)
 	policy    Policy
 	err       error // the first error that must fail the bundle
 }
 
+// emitImage records an evaluated image, writing the bundle's rows as a
+// part when it holds many.
 func (o *emitters) emitImage(res evaluate.Result) {
 	progress.images.Add(1)
 	imagesRead.Inc(o.ctx, 1)
 	validPixels.Inc(o.ctx, res.ValidPixels)
-	o.image(res)
+	if err := o.rows.add(res); err != nil {
+		o.fail(err)
+		return
+	}
+	if o.rows.full() {
+		o.flush()
+	}
+}
+
+// flush writes the rows held as a part and emits it.
+func (o *emitters) flush() {
+	part, ok, err := o.rows.flush(o.ctx, o.store)
+	switch {
+	case err != nil:
+		o.fail(err)
+	case ok:
+		o.part(part)
+	}
+}
+
+func (o *emitters) fail(err error) {
+	if o.err == nil {
+		o.err = err
+	}
 }
 
 // reject sets a defective sample aside, or returns err when the run must
@@ -300,6 +333,7 @@ func (w *worker) run(j job) outcome {
 // grows with cores, not with bundles in flight.
 type overlap struct {
 	cfg     EvalConfig
+	rows    bundleRows
 	idle    []*worker // workers not evaluating
 	all     []*worker
 	done    chan outcome
@@ -308,7 +342,12 @@ type overlap struct {
 
 func newOverlap(cfg EvalConfig) *overlap {
 	n := runtime.GOMAXPROCS(0)
-	return &overlap{cfg: cfg, done: make(chan outcome, n)}
+	return &overlap{cfg: cfg, rows: bundleRows{spec: cfg.Rows}, done: make(chan outcome, n)}
+}
+
+// emitters returns the outputs of a DoFn call of the bundle.
+func (o *overlap) emitters(ctx context.Context, store *storage.Store, reject func(results.Rejection), part func(results.Part)) *emitters {
+	return &emitters{ctx: ctx, store: store, rows: &o.rows, rejection: reject, part: part, policy: o.cfg.Policy}
 }
 
 // submit starts evaluating j as soon as a worker and a slot are free,
@@ -367,8 +406,8 @@ func (o *overlap) receive(oc outcome, out *emitters) {
 	o.idle = append(o.idle, oc.worker)
 	oc.job.done(oc.job.sample)
 	if oc.err != nil {
-		if err := out.reject(oc.job.sample.Key, oc.job.shard, oc.err); err != nil && out.err == nil {
-			out.err = err
+		if err := out.reject(oc.job.sample.Key, oc.job.shard, oc.err); err != nil {
+			out.fail(err)
 		}
 		return
 	}
@@ -378,8 +417,13 @@ func (o *overlap) receive(oc outcome, out *emitters) {
 // finish waits for the bundle's samples, emits the merged accumulator and
 // slice tallies, and drops the workers' image-sized buffers: an idle DoFn
 // instance (runners keep several) must not hold on to them.
-func (o *overlap) finish(out *emitters, emitPartial func(*evaluate.Accumulator), emitSlice func(string, *evaluate.Tally)) error {
+func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
+	emitSlice func(string, *evaluate.Tally)) error {
 	o.wait(out)
+	out.flush()
+	for _, r := range o.rows.candidates() {
+		emitCandidate(r)
+	}
 	var acc *evaluate.Accumulator
 	slices := map[string]*evaluate.Tally{}
 	for _, w := range o.all {
@@ -412,8 +456,9 @@ func (o *overlap) finish(out *emitters, emitPartial func(*evaluate.Accumulator),
 	return nil
 }
 
-// reset empties the workers' accumulators.
+// reset empties the workers' accumulators and the bundle's rows.
 func (o *overlap) reset() {
+	o.rows.reset()
 	for _, w := range o.all {
 		w.eval.Take()
 	}

@@ -3,6 +3,7 @@ package transforms
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -155,7 +156,7 @@ func bundleRun(t *testing.T, fn *evaluateSamplesFn, plan ShardPlan, trackers ...
 	ctx := context.Background()
 	var keys []string
 	var acc *evaluate.Accumulator
-	image := func(r evaluate.Result) { keys = append(keys, r.Key) }
+	candidate := func(evaluate.Result) {}
 	partial := func(a *evaluate.Accumulator) {
 		if acc != nil {
 			t.Fatal("a bundle emitted two accumulators")
@@ -164,17 +165,35 @@ func bundleRun(t *testing.T, fn *evaluateSamplesFn, plan ShardPlan, trackers ...
 	}
 	slice := func(string, *evaluate.Tally) {}
 	reject := func(r results.Rejection) { t.Errorf("rejected %v", r) }
-	fn.StartBundle(ctx, image, partial, slice, reject)
+	// The keys evaluated are those of the rows in the parts written.
+	part := func(p results.Part) {
+		data, err := os.ReadFile(p.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var row struct{ Key string }
+			if err := json.Unmarshal([]byte(line), &row); err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, row.Key)
+		}
+		if int64(len(strings.Split(strings.TrimSpace(string(data)), "\n"))) != p.Lines {
+			t.Errorf("part %s says %d lines", p.Path, p.Lines)
+		}
+	}
+	fn.StartBundle(ctx, candidate, partial, slice, reject, part)
 	for _, rt := range trackers {
-		if err := fn.ProcessElement(ctx, sdf.NewLockRTracker(rt), plan, image, partial, slice, reject); err != nil {
+		if err := fn.ProcessElement(ctx, sdf.NewLockRTracker(rt), plan, candidate, partial, slice, reject, part); err != nil {
 			return keys, acc, err
 		}
 	}
-	err := fn.FinishBundle(ctx, image, partial, slice, reject)
+	err := fn.FinishBundle(ctx, candidate, partial, slice, reject, part)
 	return keys, acc, err
 }
 
-func newEvaluateFn(cfg EvalConfig) *evaluateSamplesFn {
+func newEvaluateFn(t *testing.T, cfg EvalConfig) *evaluateSamplesFn {
+	cfg.Rows = RowSpec{Dir: t.TempDir(), RunID: "r", Mode: evaluate.Multiclass, WorstK: 2}
 	fn := &evaluateSamplesFn{EvalConfig: cfg}
 	fn.Setup()
 	return fn
@@ -199,7 +218,7 @@ func TestSplitMidRestriction(t *testing.T) {
 		fraction float64
 	}{{1, 0}, {1, 0.5}, {3, 0.5}, {5, 0.1}, {8, 0.9}, {9, 0.5}} {
 		t.Run(fmt.Sprintf("after %d at %v", tc.after, tc.fraction), func(t *testing.T) {
-			fn := newEvaluateFn(cfg)
+			fn := newEvaluateFn(t, cfg)
 			defer fn.Teardown()
 			rt := &splittingTracker{Tracker: offsetrange.NewTracker(offsetrange.Restriction{Start: 0, End: 9}), after: tc.after, fraction: tc.fraction}
 			primary, primaryAcc, err := bundleRun(t, fn, plan, rt)
@@ -236,7 +255,7 @@ func TestSplitMidRestriction(t *testing.T) {
 func TestBundleAccumulatesAcrossRestrictions(t *testing.T) {
 	cfg := testConfig()
 	plan := planOf(t, cfg, writeShard(t, 6))
-	fn := newEvaluateFn(cfg)
+	fn := newEvaluateFn(t, cfg)
 	defer fn.Teardown()
 	var trackers []sdf.RTracker
 	for _, r := range splitPlan(plan, offsetrange.Restriction{Start: 0, End: 6}, 1, 100) {
@@ -283,7 +302,7 @@ func TestShardChangedAfterMatch(t *testing.T) {
 		}
 	}
 
-	fn := newEvaluateFn(cfg)
+	fn := newEvaluateFn(t, cfg)
 	defer fn.Teardown()
 	_, _, err := bundleRun(t, fn, plan, offsetrange.NewTracker(offsetrange.Restriction{Start: 0, End: 3}))
 	check("evaluation", err)

@@ -133,8 +133,8 @@ func pairingDefect(key string, preds, labels []results.Shard) string {
 // finishes, so that its size is paid per bundle, not per image.
 func EvaluatePairs(s beam.Scope, cfg EvalConfig, pairs beam.PCollection) Evaluated {
 	s = s.Scope("EvaluatePairs")
-	images, partials, slices, rejects := beam.ParDo4(s, &evaluatePairFn{EvalConfig: cfg}, beam.Reshuffle(s, pairs))
-	return Evaluated{Images: images, Partials: partials, Slices: slices, Rejected: rejects}
+	candidates, partials, slices, rejects, parts := beam.ParDo5(s, &evaluatePairFn{EvalConfig: cfg}, beam.Reshuffle(s, pairs))
+	return Evaluated{Candidates: candidates, Partials: partials, Slices: slices, Rejected: rejects, Parts: parts}
 }
 
 type evaluatePairFn struct {
@@ -152,13 +152,13 @@ func (f *evaluatePairFn) Setup() {
 func (f *evaluatePairFn) Teardown() error { return f.store.Close() }
 
 func (f *evaluatePairFn) StartBundle(context.Context, func(evaluate.Result), func(*evaluate.Accumulator),
-	func(string, *evaluate.Tally), func(results.Rejection)) {
+	func(string, *evaluate.Tally), func(results.Rejection), func(results.Part)) {
 	f.overlap.reset() // a retried bundle must not carry a failed attempt's partial sums
 }
 
-func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, emitImage func(evaluate.Result), _ func(*evaluate.Accumulator),
-	_ func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
-	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
+func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, _ func(evaluate.Result), _ func(*evaluate.Accumulator),
+	_ func(string, *evaluate.Tally), emitReject func(results.Rejection), emitPart func(results.Part)) error {
+	out := f.overlap.emitters(ctx, f.store, emitReject, emitPart)
 	smp, err := readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, p)
 	if err != nil {
 		if err := out.reject(p.Key, p.Prediction.Path, err); err != nil {
@@ -175,10 +175,10 @@ func (f *evaluatePairFn) ProcessElement(ctx context.Context, p Pair, emitImage f
 	return nil
 }
 
-func (f *evaluatePairFn) FinishBundle(ctx context.Context, emitImage func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
-	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection)) error {
-	out := &emitters{ctx: ctx, image: emitImage, rejection: emitReject, policy: f.Policy}
-	if err := f.overlap.finish(out, emitPartial, emitSlice); err != nil {
+func (f *evaluatePairFn) FinishBundle(ctx context.Context, emitCandidate func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
+	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection), emitPart func(results.Part)) error {
+	out := f.overlap.emitters(ctx, f.store, emitReject, emitPart)
+	if err := f.overlap.finish(out, emitCandidate, emitPartial, emitSlice); err != nil {
 		return err
 	}
 	return out.err

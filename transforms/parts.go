@@ -13,13 +13,11 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
-	"github.com/segeval/segeval/internal/evaluate"
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/storage"
 )
 
 func init() {
-	beam.RegisterType(reflect.TypeOf((*imageLineFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*rejectionLineFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*writePartFn)(nil)).Elem())
 	register.Emitter2[int, string]()
@@ -27,28 +25,24 @@ func init() {
 	register.Iter1[string]()
 }
 
-// DefaultParts is the number of pieces per_image.jsonl and rejected.jsonl
-// are written in when OutputSpec.Parts is 0: at 5 million images, about
-// 300,000 rows (50 MB) for each of 16 workers to sort.
+// DefaultParts is the number of pieces rejected.jsonl is written in when
+// OutputSpec.Parts is 0: even if every one of 5 million samples were
+// rejected, about 300,000 lines (60 MB) for each of 16 workers to sort.
 const DefaultParts = 16
 
-// WriteParts writes the per-image rows and the rejections as sorted part
-// files under the run's temporary prefix, in parallel: each row goes to the
-// part its key hashes to, and each part is sorted and written by one
-// worker. No worker holds more than one part. It returns a results.Part per
-// part written; the last stage merges them into per_image.jsonl and
-// rejected.jsonl.
-func WriteParts(s beam.Scope, spec OutputSpec, images, rejected beam.PCollection) beam.PCollection {
-	s = s.Scope("WriteParts")
+// WriteRejections writes the rejections as sorted parts of rejected.jsonl
+// under the run's temporary prefix, in parallel: each goes to the part its
+// shard and key hash to, and each part is sorted and written by one worker.
+// It returns a results.Part per part written; the last stage merges them.
+// (The evaluation writes the parts of per_image.jsonl itself.)
+func WriteRejections(s beam.Scope, spec OutputSpec, rejected beam.PCollection) beam.PCollection {
+	s = s.Scope("WriteRejections")
 	n := spec.Parts
 	if n <= 0 {
 		n = DefaultParts
 	}
-	imageLines := beam.ParDo(s, &imageLineFn{RunID: spec.RunID, Mode: spec.Settings.Mode, Parts: n}, images)
-	rejectionLines := beam.ParDo(s, &rejectionLineFn{Parts: n}, rejected)
-	imageParts := beam.ParDo(s, &writePartFn{File: results.PerImageFile, Dir: spec.tmp(), Parts: n, Storage: spec.Storage}, beam.GroupByKey(s, imageLines))
-	rejectionParts := beam.ParDo(s, &writePartFn{File: results.RejectedFile, Dir: spec.tmp(), Parts: n, Storage: spec.Storage}, beam.GroupByKey(s, rejectionLines))
-	return beam.Flatten(s, imageParts, rejectionParts)
+	lines := beam.ParDo(s, &rejectionLineFn{Parts: n}, rejected)
+	return beam.ParDo(s, &writePartFn{File: results.RejectedFile, Dir: spec.TempDir(), Parts: n, Storage: spec.Storage}, beam.GroupByKey(s, lines))
 }
 
 // partOf is the part a row with the given key goes to.
@@ -56,22 +50,6 @@ func partOf(key string, parts int) int {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return int(h.Sum32() % uint32(parts))
-}
-
-// imageLineFn renders a per-image result as its line of per_image.jsonl.
-type imageLineFn struct {
-	RunID string
-	Mode  evaluate.Mode
-	Parts int
-}
-
-func (f *imageLineFn) ProcessElement(r evaluate.Result, emit func(int, string)) error {
-	line, err := json.Marshal(results.NewImageRow(f.RunID, f.Mode, r))
-	if err != nil {
-		return fmt.Errorf("per-image row of %s: %w", r.Key, err)
-	}
-	emit(partOf(r.Key, f.Parts), string(line))
-	return nil
 }
 
 // rejectionLineFn renders a rejection as its line of rejected.jsonl.

@@ -52,17 +52,17 @@ type OutputSpec struct {
 	Policy     Policy
 	// WorstK is the number of worst images listed in metrics.json.
 	WorstK int
-	// Parts is the number of pieces per_image.jsonl and rejected.jsonl are
-	// written in, by as many workers, before they are merged.
+	// Parts is the number of pieces rejected.jsonl is written in, by as
+	// many workers, before they are merged.
 	Parts   int
 	Gate    GateSpec
 	History HistorySpec
 }
 
-// tmp is the temporary prefix of the run's outputs. Its name is fixed by
-// the run id, so that a retried stage rewrites the same objects instead of
-// leaving others behind.
-func (spec OutputSpec) tmp() string { return storage.Join(spec.Path, ".tmp-"+spec.RunID) }
+// TempDir is the temporary prefix of the run's outputs. Its name is fixed
+// by the run id, so that a retried stage finds what an earlier attempt left
+// there, and the last stage removes it whole.
+func (spec OutputSpec) TempDir() string { return storage.Join(spec.Path, ".tmp-"+spec.RunID) }
 
 // GateSpec configures the baseline gate.
 type GateSpec struct {
@@ -431,7 +431,7 @@ func (p *publisher) clearPrevious(ctx context.Context) error {
 // commit writes files and the merged parts under the temporary prefix and
 // moves them into place.
 func (p *publisher) commit(ctx context.Context, files map[string][]byte, parts []results.Part) error {
-	tmp := p.spec.tmp()
+	tmp := p.spec.TempDir()
 	for name, data := range files {
 		if err := p.store.WriteFile(ctx, storage.Join(tmp, name), data); err != nil {
 			return err
@@ -480,7 +480,7 @@ func (p *publisher) merge(ctx context.Context, file string, parts []results.Part
 
 // removeTemporary deletes the temporary prefix and what is left in it.
 func (p *publisher) removeTemporary(ctx context.Context) error {
-	objs, err := p.store.List(ctx, p.spec.tmp())
+	objs, err := p.store.List(ctx, p.spec.TempDir())
 	if err != nil {
 		return err
 	}
@@ -490,7 +490,7 @@ func (p *publisher) removeTemporary(ctx context.Context) error {
 		}
 	}
 	if !storage.IsGCS(p.spec.Path) {
-		return removeEmptyDirs(p.spec.tmp())
+		return removeEmptyDirs(p.spec.TempDir())
 	}
 	return nil
 }

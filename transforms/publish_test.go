@@ -67,7 +67,7 @@ func evaluated(t *testing.T, store *storage.Store, spec OutputSpec, n int) sideI
 	in := sideInputs{acc: acc, slices: map[string]*evaluate.Tally{}, worst: worst,
 		shards: []results.Shard{{Path: "s.tar"}}, planned: PlanCount{Files: 1, Samples: int64(n)}}
 	for i, part := range lines {
-		path := storage.Join(spec.tmp(), "parts", fmt.Sprintf("per_image-%d.jsonl", i))
+		path := storage.Join(spec.TempDir(), "parts", fmt.Sprintf("per_image-%d.jsonl", i))
 		if err := store.WriteFile(t.Context(), path, []byte(strings.Join(part, "\n")+"\n")); err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +125,7 @@ func TestPublishTwice(t *testing.T) {
 			if rows := strings.Count(first[results.PerImageFile], "\n"); rows != 6 {
 				t.Errorf("per_image.jsonl has %d rows, want 6", rows)
 			}
-			if tmp, _ := store.List(ctx, spec.tmp()); len(tmp) != 0 {
+			if tmp, _ := store.List(ctx, spec.TempDir()); len(tmp) != 0 {
 				t.Errorf("temporary files left: %v", tmp)
 			}
 
@@ -194,7 +194,7 @@ func TestPublishTooManyRejections(t *testing.T) {
 			spec := testSpec(root, "run-3")
 			spec.Policy = Policy{MaxRejected: 1}
 			in := evaluated(t, store, spec, 2)
-			path := storage.Join(spec.tmp(), "parts", "rejected-0.jsonl")
+			path := storage.Join(spec.TempDir(), "parts", "rejected-0.jsonl")
 			data := `{"key":"a","shard":"s.tar","reason":"bad label"}` + "\n" + `{"key":"b","shard":"s.tar","reason":"truncated"}` + "\n"
 			if err := store.WriteFile(ctx, path, []byte(data)); err != nil {
 				t.Fatal(err)

@@ -113,4 +113,6 @@ type EvalConfig struct {
 	// RestrictionBytes is the size at which the initial split of a shard's
 	// plan cuts it into restrictions; 0 means DefaultRestrictionBytes.
 	RestrictionBytes int64
+	// Rows says where the evaluation writes per-image rows.
+	Rows RowSpec
 }

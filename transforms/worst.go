@@ -19,18 +19,19 @@ func init() {
 }
 
 // WorstImages returns the k images with the highest loss and the k with the
-// lowest mIoU, each as a single []evaluate.Result, with Beam's bounded top-K
-// combine: every worker keeps its own k best candidates, so no worker ever
-// holds all images. Ties go to the smaller key, so that the lists do not
-// depend on how the work was split. With k = 0 both are empty.
-func WorstImages(s beam.Scope, k int, images beam.PCollection) (highestLoss, lowestMIoU beam.PCollection) {
+// lowest mIoU, each as a single []evaluate.Result, from the evaluation's
+// candidates (each bundle's own worst k by each measure), with Beam's
+// bounded top-K combine: no worker ever holds all images. Ties go to the
+// smaller key, so that the lists do not depend on how the work was split.
+// With k = 0 both are empty.
+func WorstImages(s beam.Scope, k int, candidates beam.PCollection) (highestLoss, lowestMIoU beam.PCollection) {
 	s = s.Scope("WorstImages")
 	if k <= 0 {
 		empty := beam.Create(s, []evaluate.Result{})
 		return empty, empty
 	}
-	highestLoss = top.Largest(s, beam.ParDo(s, hasLoss, images), k, lossLess)
-	lowestMIoU = top.Smallest(s, beam.ParDo(s, hasMIoU, images), k, miouLess)
+	highestLoss = top.Largest(s, beam.ParDo(s, hasLoss, candidates), k, lossLess)
+	lowestMIoU = top.Smallest(s, beam.ParDo(s, hasMIoU, candidates), k, miouLess)
 	return highestLoss, lowestMIoU
 }
 

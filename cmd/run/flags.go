@@ -40,7 +40,7 @@ var (
 	sliceBy        = flag.String("slice_by", "", "metadata fields (from each sample's KEY.json) to slice metrics by: a,b slices by a and by b separately, a+b by both crossed")
 	bootstrap      = flag.Int("bootstrap", 200, "bootstrap replicates for 95% confidence intervals, computed in the same pass; 0 turns them off")
 	worstK         = flag.Int("worst_k", 20, "number of worst images (highest loss, lowest mIoU) listed in metrics.json")
-	outputParts    = flag.Int("output_parts", transforms.DefaultParts, "number of sorted parts per_image.jsonl and rejected.jsonl are written in, by as many workers, before they are merged")
+	outputParts    = flag.Int("output_parts", transforms.DefaultParts, "number of sorted parts rejected.jsonl is written in, by as many workers, before they are merged (per_image.jsonl is written in a part per evaluation bundle)")
 	restrictionMB  = flag.Int64("restriction_mb", transforms.DefaultRestrictionBytes>>20, "size in MiB of the pieces each shard is first split into for evaluation (runners that do not rebalance, such as Flink, get their parallelism from these)")
 	binsPerOctave  = flag.Int("histogram_bins_per_octave", lovasz.DefaultBinsPerOctave, "resolution of the dataset-level loss histogram (power of two, 1 to 256)")
 	predictionGlob = flag.String("prediction_glob", "", "paired layout: glob of prediction files (KEY.probs.npy, KEY.logits.npz, KEY.pred.png, ...) instead of tar shards")
