@@ -76,13 +76,13 @@ func planOf(t *testing.T, cfg EvalConfig, sh results.Shard) ShardPlan {
 	fn := &indexShardFn{EvalConfig: cfg}
 	fn.Setup()
 	defer fn.Teardown()
-	plan := ShardPlan{Shard: sh}
-	err := fn.ProcessElement(context.Background(), sh, func(p PlannedSample) {
-		if p.Defect != "" {
-			t.Errorf("sample %s: %s", p.Key, p.Defect)
-		}
-		plan.Samples = append(plan.Samples, SampleSpan{Key: p.Key, Offset: p.Offset, Length: p.Length})
-	}, func(r results.Rejection) { t.Errorf("rejected %v", r) }, func(PlanCount) {})
+	var plan ShardPlan
+	var keys int
+	err := fn.ProcessElement(context.Background(), sh, func(_ string, p ShardPlan) { plan = p },
+		func(_ int, b KeyBatch) { keys += len(b.Keys) }, func(r results.Rejection) { t.Errorf("rejected %v", r) }, func(PlanCount) {})
+	if keys != len(plan.Samples) {
+		t.Errorf("%d keys sent to the duplicate search, %d samples planned", keys, len(plan.Samples))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +310,6 @@ func TestShardChangedAfterMatch(t *testing.T) {
 	index := &indexShardFn{EvalConfig: cfg}
 	index.Setup()
 	defer index.Teardown()
-	err = index.ProcessElement(context.Background(), sh, func(PlannedSample) {}, func(results.Rejection) {}, func(PlanCount) {})
+	err = index.ProcessElement(context.Background(), sh, func(string, ShardPlan) {}, func(int, KeyBatch) {}, func(results.Rejection) {}, func(PlanCount) {})
 	check("planning", err)
 }

@@ -3,8 +3,8 @@ package transforms
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -26,42 +26,31 @@ var (
 
 func init() {
 	beam.RegisterType(reflect.TypeOf((*indexShardFn)(nil)).Elem())
-	beam.RegisterType(reflect.TypeOf((*settleKeyFn)(nil)).Elem())
-	beam.RegisterFunction(keyOfPlanned)
-	beam.RegisterFunction(shardOfPlanned)
-	beam.RegisterFunction(newShardPlan)
+	beam.RegisterType(reflect.TypeOf((*findDuplicatesFn)(nil)).Elem())
+	beam.RegisterFunction(dropDuplicates)
 	beam.RegisterFunction(addPlanCounts)
-	register.Emitter1[PlannedSample]()
-	register.Emitter2[string, PlannedSample]()
+	register.Emitter2[string, ShardPlan]()
+	register.Emitter2[int, KeyBatch]()
+	register.Emitter2[string, int64]()
 	register.Emitter1[PlanCount]()
 	register.Emitter1[ShardPlan]()
-	register.Iter1[PlannedSample]()
-}
-
-// PlannedSample is a sample found in the tar headers of a shard: where it
-// is, and why it cannot be evaluated if it cannot.
-type PlannedSample struct {
-	Shard  results.Shard // the shard, with the generation every read is pinned to
-	Key    string
-	Offset int64 // of the tar header of its first member
-	Length int64 // through the padded data of its last member
-	// Defect says why the sample cannot be evaluated (a field given twice,
-	// a member over the size limit); "" when it can.
-	Defect string
+	register.Iter1[KeyBatch]()
+	register.Iter1[ShardPlan]()
+	register.Iter1[int64]()
 }
 
 // ShardPlan is the work of evaluating one shard: its samples in the order
 // of their offsets, each to be evaluated exactly once.
 type ShardPlan struct {
-	Shard   results.Shard
+	Shard   results.Shard // with the generation every read is pinned to
 	Samples []SampleSpan
 }
 
 // SampleSpan is where a sample lies in its shard.
 type SampleSpan struct {
 	Key    string
-	Offset int64
-	Length int64
+	Offset int64 // of the tar header of its first member
+	Length int64 // through the padded data of its last member
 }
 
 // Bytes is the number of bytes the samples [start, end) span, from the
@@ -73,6 +62,24 @@ func (p ShardPlan) Bytes(start, end int64) int64 {
 	last := p.Samples[end-1]
 	return last.Offset + last.Length - p.Samples[start].Offset
 }
+
+// KeyBatch is the keys of one shard that hash to one bucket, for finding
+// keys that occur more than once: grouping the keys in batches by bucket,
+// rather than one element per key, keeps the shuffle's per-element cost off
+// millions of samples.
+type KeyBatch struct {
+	Shard   string
+	Keys    []string
+	Offsets []int64
+	// Defective marks copies already rejected for a defect of their own.
+	Defective []bool
+}
+
+// keyBuckets is the number of buckets keys are grouped in: at 5 million
+// samples, about 20,000 keys for each of 256 workers to compare.
+const keyBuckets = 256
+
+func bucketOf(key string) int { return partOf(key, keyBuckets) }
 
 // PlanCount is what the plan promises the last stage: the input files
 // planned, and the samples in them, each of which ends up either evaluated
@@ -98,20 +105,19 @@ type Plan struct {
 }
 
 // PlanSamples indexes every shard from its tar headers alone, settles
-// duplicate keys, and groups what is left into one ShardPlan per shard.
+// duplicate keys, and returns one ShardPlan per shard.
 //
 // A key found more than once, in one shard or several, is rejected in every
 // copy before anything is evaluated: which copy is right cannot be known.
-// Only the small index travels through the two shuffles (by key, then by
-// shard); sample data is read once, by the evaluation.
+// Only the small index travels: the keys, in batches, through one shuffle by
+// bucket, and each shard's plan, with the few duplicates to drop, through a
+// join by shard. Sample data is read once, by the evaluation.
 func PlanSamples(s beam.Scope, cfg EvalConfig, shards beam.PCollection) Plan {
 	s = s.Scope("PlanSamples")
-	planned, rejectedInShards, counts := beam.ParDo3(s, &indexShardFn{EvalConfig: cfg}, beam.Reshuffle(s, shards))
-	byKey := beam.GroupByKey(s, beam.ParDo(s, keyOfPlanned, planned))
-	kept, duplicates := beam.ParDo2(s, &settleKeyFn{Policy: cfg.Policy}, byKey)
-	plans := beam.ParDo(s, newShardPlan, beam.GroupByKey(s, beam.ParDo(s, shardOfPlanned, kept)))
+	plans, keys, rejectedInShards, counts := beam.ParDo4(s, &indexShardFn{EvalConfig: cfg}, beam.Reshuffle(s, shards))
+	drops, duplicates := beam.ParDo2(s, &findDuplicatesFn{Policy: cfg.Policy}, beam.GroupByKey(s, keys))
 	return Plan{
-		Shards:   plans,
+		Shards:   beam.ParDo(s, dropDuplicates, beam.CoGroupByKey(s, plans, drops)),
 		Rejected: beam.Flatten(s, rejectedInShards, duplicates),
 		Count:    beam.Combine(s, addPlanCounts, counts),
 	}
@@ -128,8 +134,8 @@ func (f *indexShardFn) Setup() { f.store = storage.New(f.Storage) }
 
 func (f *indexShardFn) Teardown() error { return f.store.Close() }
 
-func (f *indexShardFn) ProcessElement(ctx context.Context, sh results.Shard, emit func(PlannedSample),
-	emitReject func(results.Rejection), emitCount func(PlanCount)) error {
+func (f *indexShardFn) ProcessElement(ctx context.Context, sh results.Shard, emitPlan func(string, ShardPlan),
+	emitKeys func(int, KeyBatch), emitReject func(results.Rejection), emitCount func(PlanCount)) error {
 	r, err := f.store.OpenSeeker(ctx, sh.Path, sh.Generation, sh.Size)
 	if err != nil {
 		return err
@@ -142,27 +148,50 @@ func (f *indexShardFn) ProcessElement(ctx context.Context, sh results.Shard, emi
 	if broken != nil && !evaluate.IsBadInput(broken) {
 		return broken // storage failed: let the runner retry
 	}
+	plan := ShardPlan{Shard: sh}
+	batches := map[int]*KeyBatch{}
 	for _, e := range entries {
-		p := PlannedSample{Shard: sh, Key: e.Key, Offset: e.Offset, Length: e.Length}
-		if e.Err != nil {
-			p.Defect = e.Err.Error()
+		bucket := bucketOf(e.Key)
+		b := batches[bucket]
+		if b == nil {
+			b = &KeyBatch{Shard: sh.Path}
+			batches[bucket] = b
 		}
-		emit(p)
+		b.Keys, b.Offsets, b.Defective = append(b.Keys, e.Key), append(b.Offsets, e.Offset), append(b.Defective, e.Err != nil)
+		if e.Err != nil {
+			if err := f.reject(ctx, e.Key, sh.Path, e.Err, emitReject); err != nil {
+				return err
+			}
+			continue
+		}
+		plan.Samples = append(plan.Samples, SampleSpan{Key: e.Key, Offset: e.Offset, Length: e.Length})
 	}
 	count := PlanCount{Files: 1, Samples: int64(len(entries))}
 	if broken != nil {
 		// Nothing past a broken header can be located: the rest of the
 		// shard is one rejection.
-		if err := f.Policy.check(broken); err != nil {
+		if err := f.reject(ctx, "", sh.Path, broken, emitReject); err != nil {
 			return err
 		}
-		rejected.Inc(ctx, 1)
-		emitReject(results.Rejection{Shard: sh.Path, Reason: broken.Error()})
 		count.Samples++
+	}
+	emitPlan(sh.Path, plan)
+	for bucket, b := range batches {
+		emitKeys(bucket, *b)
 	}
 	shardsRead.Inc(ctx, 1)
 	progress.imagesTotal.Add(int64(len(entries)))
 	emitCount(count)
+	return nil
+}
+
+// reject sets a sample aside, or returns err when the run must fail for it.
+func (f *indexShardFn) reject(ctx context.Context, key, shardName string, err error, emit func(results.Rejection)) error {
+	if err := f.Policy.check(err); err != nil {
+		return err
+	}
+	rejected.Inc(ctx, 1)
+	emit(results.Rejection{Key: key, Shard: shardName, Reason: err.Error()})
 	return nil
 }
 
@@ -176,72 +205,84 @@ func (f *indexShardFn) memberLimit(sh results.Shard) int64 {
 	return limit
 }
 
-func keyOfPlanned(p PlannedSample) (string, PlannedSample) { return p.Key, p }
-
-func shardOfPlanned(p PlannedSample) (string, PlannedSample) { return p.Shard.Path, p }
-
-// settleKeyFn passes on the one copy of a key, and rejects every copy of a
-// key found more than once and every sample with a defect.
-type settleKeyFn struct {
+// findDuplicatesFn finds the keys of a bucket that occur more than once,
+// rejects each copy (but those already rejected for a defect of their own),
+// and tells each copy's shard to drop it, by offset.
+type findDuplicatesFn struct {
 	Policy Policy
 }
 
-func (f *settleKeyFn) ProcessElement(ctx context.Context, key string, copies func(*PlannedSample) bool, emit func(PlannedSample), reject func(results.Rejection)) error {
-	var all []PlannedSample
-	var p PlannedSample
-	for copies(&p) {
-		all = append(all, p)
-	}
-	if len(all) == 1 && all[0].Defect == "" {
-		emit(all[0])
-		return nil
-	}
-	slices.SortFunc(all, func(a, b PlannedSample) int {
-		if c := strings.Compare(a.Shard.Path, b.Shard.Path); c != 0 {
-			return c
+// keyCopy is one occurrence of a key.
+type keyCopy struct {
+	shard     string
+	offset    int64
+	defective bool
+}
+
+func (f *findDuplicatesFn) ProcessElement(ctx context.Context, _ int, batches func(*KeyBatch) bool,
+	drop func(string, int64), reject func(results.Rejection)) error {
+	copies := map[string][]keyCopy{}
+	var b KeyBatch
+	for batches(&b) {
+		for i, key := range b.Keys {
+			copies[key] = append(copies[key], keyCopy{shard: b.Shard, offset: b.Offsets[i], defective: b.Defective[i]})
 		}
-		return cmp.Compare(a.Offset, b.Offset)
-	})
-	for i, p := range all {
-		reason := p.Defect
-		if reason == "" {
-			reason = duplicateReason(key, all, i)
+	}
+	for _, key := range slices.Sorted(maps.Keys(copies)) {
+		all := copies[key]
+		if len(all) < 2 {
+			continue
 		}
-		if f.Policy.MaxRejected == 0 {
-			if p.Defect != "" {
-				return errors.New(p.Defect) // names shard and member
+		slices.SortFunc(all, func(a, b keyCopy) int {
+			if c := strings.Compare(a.shard, b.shard); c != 0 {
+				return c
 			}
-			return fmt.Errorf("shard %s: %s", p.Shard.Path, reason)
+			return cmp.Compare(a.offset, b.offset)
+		})
+		for i, c := range all {
+			if c.defective {
+				continue // rejected for its own defect already
+			}
+			reason := duplicateReason(key, all, i)
+			if f.Policy.MaxRejected == 0 {
+				return fmt.Errorf("shard %s: %s", c.shard, reason)
+			}
+			rejected.Inc(ctx, 1)
+			reject(results.Rejection{Key: key, Shard: c.shard, Reason: reason})
+			drop(c.shard, c.offset)
 		}
-		rejected.Inc(ctx, 1)
-		reject(results.Rejection{Key: key, Shard: p.Shard.Path, Reason: reason})
 	}
 	return nil
 }
 
 // duplicateReason names the other copies of all[i]'s key.
-func duplicateReason(key string, all []PlannedSample, i int) string {
+func duplicateReason(key string, all []keyCopy, i int) string {
 	var others []string
 	for j, o := range all {
 		switch {
 		case j == i:
-		case o.Shard.Path == all[i].Shard.Path:
-			others = append(others, fmt.Sprintf("this shard at offset %d", o.Offset))
+		case o.shard == all[i].shard:
+			others = append(others, fmt.Sprintf("this shard at offset %d", o.offset))
 		default:
-			others = append(others, o.Shard.Path)
+			others = append(others, o.shard)
 		}
 	}
 	return fmt.Sprintf("duplicate key: sample %s is also in %s", key, strings.Join(others, ", "))
 }
 
-// newShardPlan orders a shard's samples by offset.
-func newShardPlan(path string, samples func(*PlannedSample) bool, emit func(ShardPlan)) {
-	var plan ShardPlan
-	var p PlannedSample
-	for samples(&p) {
-		plan.Shard = p.Shard
-		plan.Samples = append(plan.Samples, SampleSpan{Key: p.Key, Offset: p.Offset, Length: p.Length})
+// dropDuplicates removes from a shard's plan the samples found duplicated,
+// and emits the plan when samples are left.
+func dropDuplicates(_ string, plans func(*ShardPlan) bool, drops func(*int64) bool, emit func(ShardPlan)) {
+	dropped := map[int64]bool{}
+	var offset int64
+	for drops(&offset) {
+		dropped[offset] = true
 	}
-	slices.SortFunc(plan.Samples, func(a, b SampleSpan) int { return cmp.Compare(a.Offset, b.Offset) })
-	emit(plan)
+	var plan ShardPlan
+	for plans(&plan) {
+		plan.Samples = slices.DeleteFunc(plan.Samples, func(sp SampleSpan) bool { return dropped[sp.Offset] })
+		if len(plan.Samples) > 0 {
+			emit(plan)
+		}
+	}
 }
