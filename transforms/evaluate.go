@@ -95,13 +95,18 @@ func (f *evaluateSamplesFn) CreateInitialRestriction(plan ShardPlan) offsetrange
 }
 
 // SplitRestriction cuts a plan into restrictions of about RestrictionBytes
-// each.
+// each. Plans arrive cut to that size already (see PlanSamples); this only
+// matters for plans made otherwise.
 func (f *evaluateSamplesFn) SplitRestriction(plan ShardPlan, rest offsetrange.Restriction) []offsetrange.Restriction {
-	size := f.RestrictionBytes
-	if size <= 0 {
-		size = DefaultRestrictionBytes
+	return splitPlan(plan, rest, restrictionBytes(f.RestrictionBytes), restrictionSamples)
+}
+
+// restrictionBytes is the restriction size configured, or the default.
+func restrictionBytes(configured int64) int64 {
+	if configured <= 0 {
+		return DefaultRestrictionBytes
 	}
-	return splitPlan(plan, rest, size, restrictionSamples)
+	return configured
 }
 
 // splitPlan cuts rest into consecutive ranges, each ending once it spans

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/rtrackers/offsetrange"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/segeval/segeval/internal/evaluate"
@@ -27,7 +28,7 @@ var (
 func init() {
 	beam.RegisterType(reflect.TypeOf((*indexShardFn)(nil)).Elem())
 	beam.RegisterType(reflect.TypeOf((*findDuplicatesFn)(nil)).Elem())
-	beam.RegisterFunction(dropDuplicates)
+	beam.RegisterType(reflect.TypeOf((*chunkPlanFn)(nil)).Elem())
 	beam.RegisterFunction(addPlanCounts)
 	register.Emitter2[string, ShardPlan]()
 	register.Emitter2[int, KeyBatch]()
@@ -39,8 +40,8 @@ func init() {
 	register.Iter1[int64]()
 }
 
-// ShardPlan is the work of evaluating one shard: its samples in the order
-// of their offsets, each to be evaluated exactly once.
+// ShardPlan is the work of evaluating one shard, or a piece of it: its
+// samples in the order of their offsets, each to be evaluated exactly once.
 type ShardPlan struct {
 	Shard   results.Shard // with the generation every read is pinned to
 	Samples []SampleSpan
@@ -105,7 +106,8 @@ type Plan struct {
 }
 
 // PlanSamples indexes every shard from its tar headers alone, settles
-// duplicate keys, and returns one ShardPlan per shard.
+// duplicate keys, and returns the ShardPlans of the samples to evaluate, in
+// pieces of about EvalConfig.RestrictionBytes.
 //
 // A key found more than once, in one shard or several, is rejected in every
 // copy before anything is evaluated: which copy is right cannot be known.
@@ -117,7 +119,7 @@ func PlanSamples(s beam.Scope, cfg EvalConfig, shards beam.PCollection) Plan {
 	plans, keys, rejectedInShards, counts := beam.ParDo4(s, &indexShardFn{EvalConfig: cfg}, beam.Reshuffle(s, shards))
 	drops, duplicates := beam.ParDo2(s, &findDuplicatesFn{Policy: cfg.Policy}, beam.GroupByKey(s, keys))
 	return Plan{
-		Shards:   beam.ParDo(s, dropDuplicates, beam.CoGroupByKey(s, plans, drops)),
+		Shards:   beam.ParDo(s, &chunkPlanFn{RestrictionBytes: cfg.RestrictionBytes}, beam.CoGroupByKey(s, plans, drops)),
 		Rejected: beam.Flatten(s, rejectedInShards, duplicates),
 		Count:    beam.Combine(s, addPlanCounts, counts),
 	}
@@ -270,9 +272,17 @@ func duplicateReason(key string, all []keyCopy, i int) string {
 	return fmt.Sprintf("duplicate key: sample %s is also in %s", key, strings.Join(others, ", "))
 }
 
-// dropDuplicates removes from a shard's plan the samples found duplicated,
-// and emits the plan when samples are left.
-func dropDuplicates(_ string, plans func(*ShardPlan) bool, drops func(*int64) bool, emit func(ShardPlan)) {
+// chunkPlanFn removes from a shard's plan the samples found duplicated, and
+// emits what is left in chunks of about RestrictionBytes: the initial split,
+// done here rather than by the evaluation's SplitRestriction so that each
+// piece travels alone (a runner copies a splittable element whole into
+// every restriction of it) and a runner can spread the pieces of one large
+// shard over its workers.
+type chunkPlanFn struct {
+	RestrictionBytes int64
+}
+
+func (f *chunkPlanFn) ProcessElement(_ string, plans func(*ShardPlan) bool, drops func(*int64) bool, emit func(ShardPlan)) {
 	dropped := map[int64]bool{}
 	var offset int64
 	for drops(&offset) {
@@ -281,8 +291,9 @@ func dropDuplicates(_ string, plans func(*ShardPlan) bool, drops func(*int64) bo
 	var plan ShardPlan
 	for plans(&plan) {
 		plan.Samples = slices.DeleteFunc(plan.Samples, func(sp SampleSpan) bool { return dropped[sp.Offset] })
-		if len(plan.Samples) > 0 {
-			emit(plan)
+		all := offsetrange.Restriction{Start: 0, End: int64(len(plan.Samples))}
+		for _, r := range splitPlan(plan, all, restrictionBytes(f.RestrictionBytes), restrictionSamples) {
+			emit(ShardPlan{Shard: plan.Shard, Samples: plan.Samples[r.Start:r.End]})
 		}
 	}
 }
