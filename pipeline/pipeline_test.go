@@ -345,6 +345,20 @@ func TestRunMatchesDirectEvaluation(t *testing.T) {
 			t.Errorf("worst losses %v, %v; highest is %v", top, *w.HighestLoss[1].Loss, losses[len(losses)-1])
 		}
 	}
+	if w := m.Worst; w != nil {
+		for _, list := range [][]results.ImageRef{w.HighestLoss, w.LowestMIoU} {
+			seen := map[string]bool{}
+			for _, r := range list {
+				if seen[r.Key+r.Shard] {
+					t.Errorf("worst images list %s twice", r.Key)
+				}
+				seen[r.Key+r.Shard] = true
+			}
+			if len(list) > len(d.images) {
+				t.Errorf("%d worst images of %d", len(list), len(d.images))
+			}
+		}
+	}
 	if lines := strings.Count(got.csv, "\n"); lines != classes+1 {
 		t.Errorf("per_class.csv has %d lines, want header + %d classes", lines, classes)
 	}

@@ -220,12 +220,17 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, accs func(**ev
 	for sliceTallies(&key, &t) {
 		in.slices[key] = t
 	}
+	// An image may be in both lists: keep one row of it, or it would take
+	// two places in each.
 	var list []evaluate.Result
-	for highestLoss(&list) {
-		in.worst = append(in.worst, list...)
-	}
-	for lowestMIoU(&list) {
-		in.worst = append(in.worst, list...)
+	for _, lists := range []func(*[]evaluate.Result) bool{highestLoss, lowestMIoU} {
+		for lists(&list) {
+			for _, r := range list {
+				if !slices.ContainsFunc(in.worst, func(w evaluate.Result) bool { return byKey(w, r) == 0 }) {
+					in.worst = append(in.worst, r)
+				}
+			}
+		}
 	}
 	var part results.Part
 	for parts(&part) {
