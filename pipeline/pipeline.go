@@ -110,10 +110,17 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ignore index %d is a class id: it must lie outside [0, %d)", e.Ignore, e.Classes))
 	}
 	if e.ClassSet.Mode == lovasz.List {
+		// A repeated id would be averaged over once, silently: the list
+		// would not mean what was typed.
+		seen := make(map[int]bool, len(e.ClassSet.IDs))
 		for _, id := range e.ClassSet.IDs {
 			if id < 0 || e.Classes != 0 && id >= e.Classes {
 				errs = append(errs, fmt.Errorf("class %d of the class list is outside [0, %d)", id, e.Classes))
 			}
+			if seen[id] {
+				errs = append(errs, fmt.Errorf("class %d appears more than once in the class list", id))
+			}
+			seen[id] = true
 		}
 	}
 	if e.Classes != 0 && len(c.ClassNames) != 0 && len(c.ClassNames) != e.Classes {

@@ -491,6 +491,12 @@ func TestConfigValidate(t *testing.T) {
 		{"class list", func(c *pipeline.Config) {
 			c.Eval.Classes, c.Eval.ClassSet = 4, lovasz.ClassSet{Mode: lovasz.List, IDs: []int{5}}
 		}, "class 5"},
+		{"repeated class", func(c *pipeline.Config) {
+			c.Eval.ClassSet = lovasz.ClassSet{Mode: lovasz.List, IDs: []int{0, 0, 1}}
+		}, "class 0 appears more than once"},
+		{"repeated class, not adjacent", func(c *pipeline.Config) {
+			c.Eval.Classes, c.Eval.ClassSet = 8, lovasz.ClassSet{Mode: lovasz.List, IDs: []int{3, 1, 7, 3}}
+		}, "class 3 appears more than once"},
 		{"names", func(c *pipeline.Config) { c.Eval.Classes, c.ClassNames = 3, []string{"a"} }, "1 class names"},
 		{"binary classes", func(c *pipeline.Config) { c.Eval.Mode, c.Eval.Classes = evaluate.Binary, 3 }, "binary"},
 		{"histogram resolution", func(c *pipeline.Config) { c.Eval.BinsPerOctave = 3 }, "bins per octave"},

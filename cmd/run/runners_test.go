@@ -223,6 +223,7 @@ func TestCLIBasics(t *testing.T) {
 	}{
 		{"version", []string{"--version"}, 0, "segeval " + version + "\n"},
 		{"class set", []string{"--classes=x"}, 2, "--classes=x"},
+		{"repeated class", []string{"--classes=0,0,1"}, 2, "class 0 appears more than once"},
 		{"mode", []string{"--mode=foo"}, 2, "--mode=foo"},
 		{"ignore index", []string{"--ignore_index=abc"}, 2, "--ignore_index=abc"},
 		{"not a number", []string{"--num_classes=x"}, 2, "-num_classes"},

@@ -44,6 +44,12 @@ func printSummary(w io.Writer, metricsJSON []byte, took time.Duration) error {
 		fmt.Fprintf(tw, "Lovász hinge\t%s%s per image\n", num(l.PerImageMean), interval(iv.PerImageLoss))
 	}
 	fmt.Fprintf(tw, "mIoU\t%s%s (per-image mean %s)\n", num(m.MIoU), interval(iv.MIoU), num(m.PerImageMIoUMean))
+	if m.Intervals != nil && m.Images < results.FewImagesForIntervals {
+		// Below this many images the bootstrap intervals above are too
+		// narrow; see results.FewImagesForIntervals.
+		fmt.Fprintf(tw, "caution\tonly %d images: the intervals are too narrow (cover less than %g%% of the time)\n",
+			m.Images, 100*m.Intervals.Level)
+	}
 	fmt.Fprintf(tw, "accuracy\tpixel %s, mean %s; mean dice %s; fwIoU %s\n",
 		num(m.PixelAccuracy), num(m.MeanAccuracy), num(m.MeanDice), num(m.FrequencyWeightedIoU))
 	if worst := lowestIoU(m.Classes, worstClasses); len(worst) > 0 {

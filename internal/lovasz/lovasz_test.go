@@ -2,6 +2,7 @@ package lovasz
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -227,31 +228,91 @@ func TestHistogramBoundIsTightOnBenchDistribution(t *testing.T) {
 	t.Logf("loss %.12g, bound %.3g, actual error %.3g", got.Loss, got.Bound, math.Abs(got.Loss-want))
 }
 
+// TestTieOrderInvariance reorders every image's pixels, and so the order of
+// tied errors, and checks that no path's loss changes: not the exact sort,
+// not the per-image histogram (Tolerance +Inf keeps its first binning, with
+// no refinement or sort), and not the dataset Histogram at its coarsest and
+// default resolutions. The binned paths must, before and after, also lie
+// within their bound of the exact loss, and their bound must not change:
+// it depends on counts per bin only.
 func TestTieOrderInvariance(t *testing.T) {
-	// Reordering pixels (and so the order of tied errors) changes nothing.
-	for _, im := range variedImages() {
-		p := im.h * im.w
-		perm := rand.New(rand.NewPCG(1, 2)).Perm(p)
-		probs := make([]float32, len(im.probs))
-		labels := make([]int32, p)
-		for to, from := range perm {
-			labels[to] = im.labels[from]
-			for c := range im.classes {
-				probs[c*p+to] = im.probs[c*p+from]
+	const ignore = 255
+	// lossFunc returns one path's loss of an image and its error bound.
+	type lossFunc func(t *testing.T, probs []float32, labels []int32, classes, h, w int) (loss, bound float64)
+	type path struct {
+		name string
+		loss lossFunc
+	}
+	paths := []path{
+		{"sort", func(t *testing.T, probs []float32, labels []int32, classes, h, w int) (float64, float64) {
+			opt := Options{Ignore: ignore, HasIgnore: true, Tolerance: -1}
+			r, err := NewEvaluator().LovaszSoftmax(probs, labels, classes, h, w, opt, nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		opt := Options{Ignore: 255, HasIgnore: true, Tolerance: -1}
-		a, err := NewEvaluator().LovaszSoftmax(im.probs, im.labels, im.classes, im.h, im.w, opt, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := NewEvaluator().LovaszSoftmax(probs, labels, im.classes, 1, p, opt, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if math.Abs(a.Loss-b.Loss) > 1e-12 {
-			t.Errorf("%s: %.15g before shuffling, %.15g after", im.name, a.Loss, b.Loss)
-		}
+			if r.Bound != 0 {
+				t.Fatalf("the sort path reported bound %v", r.Bound)
+			}
+			return r.Loss, r.Bound
+		}},
+		{"binned per image", func(t *testing.T, probs []float32, labels []int32, classes, h, w int) (float64, float64) {
+			opt := Options{Ignore: ignore, HasIgnore: true, Tolerance: math.Inf(1)}
+			r, err := NewEvaluator().LovaszSoftmax(probs, labels, classes, h, w, opt, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.Loss, r.Bound
+		}},
+	}
+	for _, bpo := range []int{1, DefaultBinsPerOctave} {
+		paths = append(paths, path{fmt.Sprintf("dataset histogram, %d bins per octave", bpo), func(t *testing.T, probs []float32, labels []int32, classes, h, w int) (float64, float64) {
+			hist, err := NewHistogram(classes, bpo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := Options{Ignore: ignore, HasIgnore: true}
+			if _, err := NewEvaluator().LovaszSoftmax(probs, labels, classes, h, w, opt, hist); err != nil {
+				t.Fatal(err)
+			}
+			l := mustLoss(t, hist)
+			return l.Loss, l.Bound
+		}})
+	}
+
+	for _, pt := range paths {
+		t.Run(pt.name, func(t *testing.T) {
+			binned := false // some image must leave the path a nonzero bound
+			for _, im := range variedImages() {
+				p := im.h * im.w
+				perm := rand.New(rand.NewPCG(1, 2)).Perm(p)
+				probs := make([]float32, len(im.probs))
+				labels := make([]int32, p)
+				for to, from := range perm {
+					labels[to] = im.labels[from]
+					for c := range im.classes {
+						probs[c*p+to] = im.probs[c*p+from]
+					}
+				}
+				exact, _, _ := refImageLoss(im.probs, im.labels, im.classes, Options{Ignore: ignore, HasIgnore: true})
+				a, boundA := pt.loss(t, im.probs, im.labels, im.classes, im.h, im.w)
+				b, boundB := pt.loss(t, probs, labels, im.classes, 1, p)
+				if math.Abs(a-b) > 1e-12 {
+					t.Errorf("%s: %.15g before shuffling, %.15g after", im.name, a, b)
+				}
+				if boundA != boundB {
+					t.Errorf("%s: bound %.3g before shuffling, %.3g after", im.name, boundA, boundB)
+				}
+				for _, got := range []float64{a, b} {
+					if d := math.Abs(got - exact); d > boundA+1e-12 {
+						t.Errorf("%s: %.15g ± %.3g, exact %.15g (diff %.3g)", im.name, got, boundA, exact, d)
+					}
+				}
+				binned = binned || boundA > 0
+			}
+			if pt.name != "sort" && !binned {
+				t.Errorf("every bound is 0: the images never exercised the binned path")
+			}
+		})
 	}
 }
 

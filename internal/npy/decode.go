@@ -3,7 +3,6 @@ package npy
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -81,9 +80,6 @@ func parse(data []byte, lim Limits) (array, error) {
 	if err != nil {
 		return array{}, err
 	}
-	if h.FortranOrder {
-		return array{}, errors.New("npy: fortran_order arrays are not supported; save with np.ascontiguousarray")
-	}
 	dt, err := parseDescr(h.Descr)
 	if err != nil {
 		return array{}, err
@@ -102,13 +98,60 @@ func parse(data []byte, lim Limits) (array, error) {
 	if want := n * int64(dt.size); int64(len(body)) != want {
 		return array{}, fmt.Errorf("npy: shape %v of %s needs %d data bytes, file has %d", h.Shape, dt.descr, want, len(body))
 	}
+	if h.FortranOrder {
+		// numpy saves any Fortran-contiguous array (a transposed one, say)
+		// as it lies in memory, and np.load reads it back: so do we, by
+		// reordering its bytes once, so that every decoder below sees C
+		// order and needs no second code path.
+		body = fortranToC(body, h.Shape, dt.size)
+	}
 	return array{dt: dt, shape: h.Shape, n: int(n), body: body}, nil
 }
 
+// fortranToC returns the elements of size bytes each of the column-major
+// (first index fastest) array body of the given shape in row-major (last
+// index fastest) order. Arrays of fewer than two dimensions are the same
+// in both orders and are returned as they are; otherwise the result is a
+// new slice of len(body) bytes, which parse has checked against the shape.
+func fortranToC(body []byte, shape []int, size int) []byte {
+	if len(shape) < 2 || len(body) == 0 {
+		return body
+	}
+	k := len(shape)
+	// stride[j] is the byte distance in body between elements whose
+	// index j differs by one.
+	stride := make([]int, k)
+	s := size
+	for j := range shape {
+		stride[j] = s
+		s *= shape[j]
+	}
+	out := make([]byte, len(body))
+	idx := make([]int, k-1) // C-order counter over all but the last index
+	last, lastStride := shape[k-1], stride[k-1]
+	src := 0 // offset in body of the element at idx with last index 0
+	for dst := 0; dst < len(out); {
+		for i, p := 0, src; i < last; i, p = i+1, p+lastStride {
+			copy(out[dst:dst+size], body[p:p+size])
+			dst += size
+		}
+		for j := k - 2; j >= 0; j-- {
+			idx[j]++
+			src += stride[j]
+			if idx[j] < shape[j] {
+				break
+			}
+			src -= idx[j] * stride[j]
+			idx[j] = 0
+		}
+	}
+	return out
+}
+
 // DecodeFloat32 decodes a .npy file of float16, float32 or float64 elements
-// into float32 values in C (row-major) order, and returns them with the
-// array's shape. The values are stored in dst when its capacity suffices, so
-// a caller decoding many files can reuse one buffer.
+// into float32 values in C (row-major) order, whatever the file's order, and
+// returns them with the array's shape. The values are stored in dst when its
+// capacity suffices, so a caller decoding many files can reuse one buffer.
 func DecodeFloat32(data []byte, lim Limits, dst []float32) ([]float32, []int, error) {
 	a, err := parse(data, lim)
 	if err != nil {
@@ -166,9 +209,10 @@ func decodeFloat16(out []float32, b []byte, order binary.ByteOrder) {
 }
 
 // DecodeInt32 decodes a .npy file of integer or bool elements of any width
-// and byte order into int32 values in C (row-major) order, and returns them
-// with the array's shape. A value outside the int32 range is an error. The
-// values are stored in dst when its capacity suffices.
+// and byte order into int32 values in C (row-major) order, whatever the
+// file's order, and returns them with the array's shape. A value outside the
+// int32 range is an error. The values are stored in dst when its capacity
+// suffices.
 func DecodeInt32(data []byte, lim Limits, dst []int32) ([]int32, []int, error) {
 	a, err := parse(data, lim)
 	if err != nil {

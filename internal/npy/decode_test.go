@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -16,6 +17,11 @@ var testLimits = Limits{MaxElements: 1 << 20}
 // dict returns a header dictionary for a C-order array.
 func dict(descr, shape string) string {
 	return "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }\n"
+}
+
+// fortranDict returns a header dictionary for a Fortran-order array.
+func fortranDict(descr, shape string) string {
+	return "{'descr': '" + descr + "', 'fortran_order': True, 'shape': " + shape + ", }\n"
 }
 
 // bigEndian encodes values as consecutive big-endian integers or floats.
@@ -218,7 +224,7 @@ func TestDecodeErrors(t *testing.T) {
 		decoder string // "float", "int" or "both"
 		wantErr string
 	}{
-		{"fortran order", readFixture(t, "fortran_f4.npy"), testLimits, "both", "fortran_order arrays are not supported; save with np.ascontiguousarray"},
+		{"truncated fortran order", rawFile(1, fortranDict("<f4", "(2, 3)"), f4[:20]), testLimits, "float", "needs 24 data bytes, file has 20"},
 		{"structured", readFixture(t, "structured.npy"), testLimits, "both", "structured dtypes are not supported"},
 		{"complex", rawFile(1, dict("<c8", "(1,)"), make([]byte, 8)), testLimits, "both", `unsupported dtype "<c8"`},
 		{"object", rawFile(1, dict("|O", "(1,)"), make([]byte, 8)), testLimits, "both", `unsupported dtype "|O"`},
@@ -287,5 +293,96 @@ func TestDecodeReusesDst(t *testing.T) {
 	}
 	if !reflect.DeepEqual(gotInts, []int32{4, 5}) || &gotInts[0] != &ints[:1][0] {
 		t.Errorf("ints: got %v, want [4 5] in dst", gotInts)
+	}
+}
+
+// TestDecodeFortranOrder decodes every Fortran-order array numpy wrote in
+// testdata (fortran_NAME.npy, see gen.py) and checks it equals its C-order
+// twin corder_NAME.npy, value for value and in shape.
+func TestDecodeFortranOrder(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("testdata", "fortran_*.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 15 {
+		t.Fatalf("%d Fortran-order fixtures, want 15 or more: run gen.py", len(files))
+	}
+	for _, file := range files {
+		name := filepath.Base(file)
+		twin := "corder_" + strings.TrimPrefix(name, "fortran_")
+		t.Run(name, func(t *testing.T) {
+			fortran, c := readFixture(t, name), readFixture(t, twin)
+			h, _, err := ReadHeader(bytes.NewReader(fortran))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !h.FortranOrder || len(h.Shape) < 2 {
+				t.Fatalf("%s: header %+v, want a Fortran-order array of rank 2 or more", name, h)
+			}
+			if h.Descr[1] == 'f' {
+				got, gotShape, err := DecodeFloat32(fortran, testLimits, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				want, wantShape, err := DecodeFloat32(c, testLimits, nil)
+				if err != nil {
+					t.Fatalf("%s: %v", twin, err)
+				}
+				if !sameFloats(got, want) || !reflect.DeepEqual(gotShape, wantShape) {
+					t.Errorf("%s decodes to %v of shape %v, want %s's %v of shape %v", name, got, gotShape, twin, want, wantShape)
+				}
+				return
+			}
+			got, gotShape, err := DecodeInt32(fortran, testLimits, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			want, wantShape, err := DecodeInt32(c, testLimits, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", twin, err)
+			}
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(gotShape, wantShape) {
+				t.Errorf("%s decodes to %v of shape %v, want %s's %v of shape %v", name, got, gotShape, twin, want, wantShape)
+			}
+		})
+	}
+}
+
+// TestFortranToC checks the reordering against arrays written by hand,
+// independent of numpy, including the shapes numpy never writes in
+// Fortran order (ranks 0 and 1, empty arrays), which must pass through.
+func TestFortranToC(t *testing.T) {
+	tests := []struct {
+		name  string
+		shape string
+		body  []int16 // column-major
+		want  []int32 // row-major
+	}{
+		{"scalar", "()", []int16{7}, []int32{7}},
+		{"vector", "(3,)", []int16{1, 2, 3}, []int32{1, 2, 3}},
+		{"empty", "(0, 3)", nil, []int32{}},
+		{"empty last", "(2, 0)", nil, []int32{}},
+		// a[i][j] = 10i + j, stored a[0][0], a[1][0], a[0][1], ...
+		{"2x3", "(2, 3)", []int16{0, 10, 1, 11, 2, 12}, []int32{0, 1, 2, 10, 11, 12}},
+		{"3x1", "(3, 1)", []int16{0, 10, 20}, []int32{0, 10, 20}},
+		// a[i][j][k] = 100i + 10j + k, i fastest, then j, then k.
+		{"2x2x3", "(2, 2, 3)",
+			[]int16{0, 100, 10, 110, 1, 101, 11, 111, 2, 102, 12, 112},
+			[]int32{0, 1, 2, 10, 11, 12, 100, 101, 102, 110, 111, 112}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body []byte
+			if tt.body != nil {
+				body = bigEndian(tt.body)
+			}
+			got, _, err := DecodeInt32(rawFile(1, fortranDict(">i2", tt.shape), body), testLimits, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -7,7 +7,10 @@
 // integer width, signed or unsigned, and bool). Both check the header against
 // [Limits] and against the number of bytes present before allocating, so a
 // file that lies about its shape is an error rather than a crash, and both
-// reuse the caller's slice when it is large enough.
+// reuse the caller's slice when it is large enough. Arrays stored in Fortran
+// (column-major) order, as numpy saves Fortran-contiguous arrays, are
+// returned in C (row-major) order like all others, with the same shape, as
+// np.load presents them.
 //
 // [Write] produces version 1.0 files byte-for-byte as numpy.save does; it
 // exists for tests and for generating sample data.

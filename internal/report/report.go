@@ -276,6 +276,12 @@ func newPage(in Input) (*page, error) {
 		p.Level = levelName(iv.Level)
 		p.IntervalNote = fmt.Sprintf("Intervals: %s bootstrap confidence intervals over images (%s replicates).",
 			p.Level, formatInt(int64(iv.Replicates)))
+		if m.Images < results.FewImagesForIntervals {
+			// Percentile bootstrap intervals under-cover with few images;
+			// see results.FewImagesForIntervals.
+			p.IntervalNote += fmt.Sprintf(" Caution: with only %s images (fewer than %d) they are too narrow and cover the true value less than %s of the time.",
+				formatInt(m.Images), results.FewImagesForIntervals, p.Level)
+		}
 	}
 
 	for _, h := range headlines(hinge(m)) {

@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"strings"
@@ -313,5 +314,48 @@ func TestFormat(t *testing.T) {
 		if tt.got != tt.want {
 			t.Errorf("%d: got %q, want %q", i, tt.got, tt.want)
 		}
+	}
+}
+
+// TestIntervalCaution checks that the note on the intervals warns they are
+// too narrow when the run has fewer than results.FewImagesForIntervals
+// images, and only then.
+func TestIntervalCaution(t *testing.T) {
+	const caution = "Caution: with only"
+	tests := []struct {
+		name      string
+		images    int64
+		intervals bool
+		want      bool
+	}{
+		{"15 images", 15, true, true},
+		{"just below the threshold", results.FewImagesForIntervals - 1, true, true},
+		{"at the threshold", results.FewImagesForIntervals, true, false},
+		{"many images", 500, true, false},
+		{"no intervals", 15, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := fixture("run-1", 1, []string{"road", "car"})
+			if tt.intervals {
+				m = withExtras(m)
+			} else {
+				m.Intervals = nil
+			}
+			m.Images = tt.images
+			var b strings.Builder
+			if err := Render(&b, Input{Metrics: m, LossBins: lossBins(int(tt.images))}); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(b.String(), caution); got != tt.want {
+				t.Errorf("%d images, intervals %v: caution shown %v, want %v", tt.images, tt.intervals, got, tt.want)
+			}
+			if tt.want {
+				want := fmt.Sprintf("%s %d images (fewer than %d)", caution, tt.images, results.FewImagesForIntervals)
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("the caution does not say %q", want)
+				}
+			}
+		})
 	}
 }

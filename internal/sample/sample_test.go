@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"cmp"
 	"errors"
 	"image"
 	"image/color"
@@ -573,8 +574,9 @@ func fixture(t *testing.T, name string) []byte {
 }
 
 // TestDecodeNumPyFiles decodes one 3-class 4x5 float16 probability map as
-// numpy saved it channels-first, channels-last and in .npz archives: every
-// form must give the same Scores.
+// numpy saved it channels-first, channels-last, in .npz archives and in
+// Fortran order, with its label map in either order: every form must give
+// the same Scores and Labels.
 func TestDecodeNumPyFiles(t *testing.T) {
 	const c, h, w = 3, 4, 5
 	want, shape, err := npy.DecodeFloat32(fixture(t, "probs_chw.npy"), npy.Limits{MaxElements: c * h * w}, nil)
@@ -596,32 +598,41 @@ func TestDecodeNumPyFiles(t *testing.T) {
 	tests := []struct {
 		field, file string
 		opt         Options
+		label       string // label.npy when empty
 	}{
-		{"probs.npy", "probs_chw.npy", Options{}},
-		{"probs.npy", "probs_chw.npy", Options{Layout: CHW}},
-		{"probs.npy", "probs_hwc.npy", Options{Layout: HWC}},
-		{"probs.npy", "probs_hwc_batch.npy", Options{Layout: HWC}},
-		{"probs.npz", "probs_stored.npz", Options{}},
-		{"probs.npz", "probs_stored.npz", Options{NPZKey: "arr_0"}},
-		{"probs.npz", "probs_softmax.npz", Options{}},
-		{"probs.npz", "probs_softmax.npz", Options{NPZKey: "softmax"}},
-		{"probs.npz", "probs_hwc.npz", Options{Layout: HWC}},
-		{"probs.npz", "probs_hwc.npz", Options{Layout: HWC, NPZKey: "probabilities"}},
-		{"probs.npz", "probs_two.npz", Options{NPZKey: "softmax"}},
+		{"probs.npy", "probs_chw.npy", Options{}, ""},
+		{"probs.npy", "probs_chw.npy", Options{Layout: CHW}, ""},
+		{"probs.npy", "probs_hwc.npy", Options{Layout: HWC}, ""},
+		{"probs.npy", "probs_hwc_batch.npy", Options{Layout: HWC}, ""},
+		{"probs.npz", "probs_stored.npz", Options{}, ""},
+		{"probs.npz", "probs_stored.npz", Options{NPZKey: "arr_0"}, ""},
+		{"probs.npz", "probs_softmax.npz", Options{}, ""},
+		{"probs.npz", "probs_softmax.npz", Options{NPZKey: "softmax"}, ""},
+		{"probs.npz", "probs_hwc.npz", Options{Layout: HWC}, ""},
+		{"probs.npz", "probs_hwc.npz", Options{Layout: HWC, NPZKey: "probabilities"}, ""},
+		{"probs.npz", "probs_two.npz", Options{NPZKey: "softmax"}, ""},
+		// Fortran order, as numpy saves Fortran-contiguous arrays.
+		{"probs.npy", "probs_chw.npy", Options{}, "label_fortran.npy"},
+		{"probs.npy", "probs_chw_fortran.npy", Options{Layout: CHW}, ""},
+		{"probs.npy", "probs_chw_fortran.npy", Options{Layout: CHW}, "label_fortran.npy"},
+		{"probs.npy", "probs_hwc_fortran.npy", Options{Layout: HWC}, "label_fortran.npy"},
+		{"probs.npy", "probs_hwc_batch_fortran.npy", Options{Layout: HWC}, ""},
+		{"probs.npz", "probs_softmax_fortran.npz", Options{}, "label_fortran.npy"},
 	}
 	var d Decoder
 	for _, tt := range tests {
 		opt := tt.opt
 		opt.Limits = testLimits
-		s := newSample("img", map[string][]byte{"label.npy": fixture(t, "label.npy"), tt.field: fixture(t, tt.file)})
+		label := cmp.Or(tt.label, "label.npy")
+		s := newSample("img", map[string][]byte{"label.npy": fixture(t, label), tt.field: fixture(t, tt.file)})
 		img, err := d.Decode(s, "s", opt)
 		if err != nil {
-			t.Errorf("%s with %+v: %v", tt.file, tt.opt, err)
+			t.Errorf("%s and %s with %+v: %v", tt.file, label, tt.opt, err)
 			continue
 		}
 		if img.Prediction != Probs || img.Classes != c || img.Height != h || img.Width != w ||
 			!slices.Equal(img.Scores, want) || !slices.Equal(img.Labels, labels) {
-			t.Errorf("%s with %+v: Decode = %+v, want the scores of probs_chw.npy", tt.file, tt.opt, *img)
+			t.Errorf("%s and %s with %+v: Decode = %+v, want the scores of probs_chw.npy and the labels of label.npy", tt.file, label, tt.opt, *img)
 		}
 	}
 }
