@@ -139,23 +139,32 @@ func walk(l *layout, g, n int64, nf, nb []int64, sf, sb []float64) (value, bound
 		r := float64(g - f0)
 		before := float64(f0 + b0)
 		fcf, fcb := float64(cf), float64(cb)
-		value += l.lo[k] * ((before+fcf+fcb)/(d+fcb) - before/d)
+		increment := (before+fcf+fcb)/(d+fcb) - before/d
+		value += l.lo[k] * increment
 		sfLo, sfHi, sbLo, sbHi := sf[k], sf[k], sb[k], sb[k]
 		if k == 0 {
 			sfLo, sfHi = 0, fcf*l.width[0]
 			sbLo, sbHi = 0, fcb*l.width[0]
 		}
+		// The bin adds sum(w_i * (e_i - lo)) to the value. Limits on
+		// each pixel's weight bound it, foreground and background apart.
+		var lo, hi float64
 		if cf > 0 {
-			lo, hi := sfLo/(d+fcb), sfHi/d
-			value += (lo + hi) / 2
-			bound += (hi - lo) / 2
+			lo += sfLo / (d + fcb)
+			hi += sfHi / d
 		}
 		if cb > 0 {
-			lo := sbLo * (r - fcf) / ((d + fcb - 1) * (d + fcb))
-			hi := sbHi * r / (d * (d + 1))
-			value += (lo + hi) / 2
-			bound += (hi - lo) / 2
+			lo += sbLo * (r - fcf) / ((d + fcb - 1) * (d + fcb))
+			hi += sbHi * r / (d * (d + 1))
 		}
+		// And whatever the order inside the bin, its weights are
+		// non-negative and sum to its Jaccard increment while every
+		// offset lies in [0, width): the bin adds at most width x
+		// increment. This caps the background limit, which is loose when
+		// many background pixels share a bin before few foreground ones.
+		hi = max(min(hi, l.width[k]*increment), lo)
+		value += (lo + hi) / 2
+		bound += (hi - lo) / 2
 		f0 += cf
 		b0 += cb
 	}

@@ -748,3 +748,68 @@ func TestPerImageConstants(t *testing.T) {
 		t.Errorf("perImage %+v disagrees with its constants", perImage)
 	}
 }
+
+// TestDatasetLossHallucinatedClass is the case that made the dataset bound
+// useless: a rare class that the model hallucinates at a near-constant
+// confidence (p = 0.9 +- 0.001 on 30% of the pixels), so that many
+// background pixels share a bin before few foreground ones. The dataset
+// loss must stay within its bound of the exact sort, and the bound must be
+// small, in float32 and in float16-rounded probabilities.
+func TestDatasetLossHallucinatedClass(t *testing.T) {
+	const classes, h, w = 4, 96, 128
+	for _, float16 := range []bool{false, true} {
+		rng := rand.New(rand.NewPCG(9, 10))
+		hist, err := NewHistogram(classes, DefaultBinsPerOctave)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := NewEvaluator()
+		var probs [classes][]float32
+		var labels []int32
+		for range 6 {
+			p, l := make([]float32, classes*h*w), make([]int32, h*w)
+			for i := range h * w {
+				l[i] = int32(rng.IntN(classes - 1)) // class 3 is rare
+				if rng.IntN(200) == 0 {
+					l[i] = 3
+				}
+				rare := float32(0.01)
+				if rng.IntN(10) < 3 { // hallucinated
+					rare = 0.9 + float32(rng.Float64()-0.5)*0.002
+				}
+				if float16 { // float16's spacing in [0.5, 1) is 2^-11
+					rare = float32(math.Round(float64(rare)*2048) / 2048)
+				}
+				rest := (1 - rare) / (classes - 1)
+				for c := range classes - 1 {
+					p[c*h*w+i] = rest
+				}
+				p[3*h*w+i] = rare
+			}
+			if _, err := ev.LovaszSoftmax(p, l, classes, h, w, Options{}, hist); err != nil {
+				t.Fatal(err)
+			}
+			for c := range classes {
+				probs[c] = append(probs[c], p[c*h*w:(c+1)*h*w]...)
+			}
+			labels = append(labels, l...)
+		}
+		var flat []float32
+		for c := range classes {
+			flat = append(flat, probs[c]...)
+		}
+		for _, set := range []ClassSet{{Mode: Present}, {Mode: All}} {
+			want, _, _ := refImageLoss(flat, labels, classes, Options{Classes: set})
+			got, err := hist.Loss(set)
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff := math.Abs(got.Loss - want)
+			t.Logf("float16 %v, %v: dataset loss %.6f +- %.6f, exact %.6f, off by %.2g", float16, set, got.Loss, got.Bound, want, diff)
+			if diff > got.Bound+1e-12 || diff > 2e-3 || got.Bound > 5e-3 {
+				t.Errorf("float16 %v, %v: dataset loss %.6f +- %.6f, exact %.6f: want within the bound, |diff| <= 2e-3, bound <= 5e-3",
+					float16, set, got.Loss, got.Bound, want)
+			}
+		}
+	}
+}
