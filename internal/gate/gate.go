@@ -118,9 +118,15 @@ func Evaluate(candidate results.Metrics, baseline *results.Metrics, th Threshold
 		add(rise("max_loss_increase", perImageLoss(*baseline), perImageLoss(candidate), *th.MaxLossIncrease))
 	}
 	if th.MaxClassIoUDrop != nil {
-		for i, c := range candidate.Classes {
-			b := baseline.Classes[i]
-			if b.IoU == nil {
+		// Classes are matched by id, as the report matches them, not by
+		// their place in the list.
+		base := map[int]results.Class{}
+		for _, b := range baseline.Classes {
+			base[b.ID] = b
+		}
+		for _, c := range candidate.Classes {
+			b, ok := base[c.ID]
+			if !ok || b.IoU == nil {
 				continue // nothing to hold the class to
 			}
 			add(drop(fmt.Sprintf("max_class_iou_drop/%d %s", c.ID, c.Name), b.IoU, c.IoU, *th.MaxClassIoUDrop))

@@ -21,6 +21,10 @@ func metrics(miou, loss float64, classIoU ...float64) results.Metrics {
 
 func TestEvaluate(t *testing.T) {
 	base := metrics(0.70, 0.30, 0.8, 0.6)
+	// The same baseline with its classes listed in another order: classes
+	// are matched by id, not by place.
+	shuffled := metrics(0.70, 0.30, 0.8, 0.6)
+	shuffled.Classes[0], shuffled.Classes[1] = shuffled.Classes[1], shuffled.Classes[0]
 	tests := []struct {
 		name     string
 		cand     results.Metrics
@@ -35,6 +39,8 @@ func TestEvaluate(t *testing.T) {
 		{"an improvement passes", metrics(0.75, 0.20, 0.9, 0.6), &base, Thresholds{MaxMIoUDrop: f(0), MaxLossIncrease: f(0)}, true, ""},
 		{"loss up fails", metrics(0.70, 0.32, 0.8, 0.6), &base, Thresholds{MaxLossIncrease: f(0.01)}, false, "max_loss_increase"},
 		{"one class drop fails", metrics(0.70, 0.30, 0.9, 0.5), &base, Thresholds{MaxClassIoUDrop: f(0.05)}, false, "max_class_iou_drop/1"},
+		{"classes matched by id", metrics(0.70, 0.30, 0.8, 0.6), &shuffled, Thresholds{MaxClassIoUDrop: f(0.05)}, true, ""},
+		{"a drop found by id", metrics(0.70, 0.30, 0.9, 0.5), &shuffled, Thresholds{MaxClassIoUDrop: f(0.05)}, false, "max_class_iou_drop/1"},
 		{"floor", metrics(0.70, 0.30, 0.8, 0.6), nil, Thresholds{MinMIoU: f(0.75)}, false, "min_miou"},
 		{"missing baseline: only floors", metrics(0.10, 0.9, 0.1, 0.1), nil, Thresholds{MaxMIoUDrop: f(0), MinMIoU: f(0.05)}, true, ""},
 	}
