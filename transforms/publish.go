@@ -360,7 +360,15 @@ func (p *publisher) afterSuccess(ctx context.Context) error {
 // tooManyRejected publishes rejected.jsonl alone and fails the run.
 func (p *publisher) tooManyRejected(ctx context.Context, parts []results.Part, rejected int64) error {
 	path := storage.Join(p.spec.Path, results.RejectedFile)
-	if err := p.merge(ctx, results.RejectedFile, parts, path); err != nil {
+	err := p.merge(ctx, results.RejectedFile, parts, path)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A retry after the parts were merged and removed: the merged
+		// file is what it would write again.
+		if done, _ := p.store.Exists(ctx, path); done {
+			err = nil
+		}
+	}
+	if err != nil {
 		return err
 	}
 	first, err := p.firstRejection(ctx, path)
