@@ -309,7 +309,6 @@ type outcome struct {
 	job    job
 	result evaluate.Result
 	err    error
-	worker *worker
 }
 
 // worker decodes and evaluates one sample at a time. Each has its own
@@ -322,32 +321,26 @@ type worker struct {
 func (w *worker) run(j job) outcome {
 	img, err := w.dec.Decode(j.sample, j.shard, j.decode)
 	if err != nil {
-		return outcome{job: j, err: err, worker: w}
+		return outcome{job: j, err: err}
 	}
 	res, err := w.eval.Evaluate(img, j.shard)
 	res.Offset, res.Length, res.Generation = j.sample.Offset, j.length, j.generation
 	res.LabelFile = j.labelFile
-	return outcome{job: j, result: res, err: err, worker: w}
+	return outcome{job: j, result: res, err: err}
 }
 
-// overlap evaluates the samples of a bundle on several goroutines while the
-// DoFn reads the next one. Prism seldom runs more than one bundle of a
-// stage at once, and a Dataflow or Flink worker may be given one large
-// restriction: overlapping inside the bundle is what keeps every core busy.
-// Concurrency is bounded per process by the evaluation slots, so memory
-// grows with cores, not with bundles in flight.
+// overlap evaluates the samples of a bundle on the worker's cores (see
+// inflight) and collects what the bundle sends on: rows, worst images and
+// the workers' accumulators.
 type overlap struct {
-	cfg     EvalConfig
-	rows    bundleRows
-	idle    []*worker // workers not evaluating
-	all     []*worker
-	done    chan outcome
-	running int
+	cfg  EvalConfig
+	rows bundleRows
+	pool *inflight[*worker, outcome]
 }
 
 func newOverlap(cfg EvalConfig) *overlap {
-	n := runtime.GOMAXPROCS(0)
-	return &overlap{cfg: cfg, rows: bundleRows{spec: cfg.Rows}, done: make(chan outcome, n)}
+	return &overlap{cfg: cfg, rows: bundleRows{spec: cfg.Rows},
+		pool: newInflight[*worker, outcome](func() *worker { return &worker{eval: evaluate.NewEvaluator(cfg.Eval)} })}
 }
 
 // emitters returns the outputs of a DoFn call of the bundle.
@@ -358,65 +351,25 @@ func (o *overlap) emitters(ctx context.Context, store *storage.Store, reject fun
 // submit starts evaluating j as soon as a worker and a slot are free,
 // emitting the outcomes that arrive meanwhile.
 func (o *overlap) submit(ctx context.Context, j job, out *emitters) error {
-	for len(o.idle) == 0 && o.running >= cap(o.done) {
-		o.receive(<-o.done, out)
-	}
-	o.drain(out)
-	release, err := acquireSlot(ctx)
-	if err != nil {
+	if err := o.pool.start(ctx, func(w *worker) outcome { return w.run(j) }, out.receive); err != nil {
 		return err
 	}
-	w := o.worker()
-	o.running++
-	go func() {
-		defer release()
-		o.done <- w.run(j)
-	}()
 	return out.err
 }
 
-// worker takes an idle worker, or makes one.
-func (o *overlap) worker() *worker {
-	if n := len(o.idle); n > 0 {
-		w := o.idle[n-1]
-		o.idle = o.idle[:n-1]
-		return w
-	}
-	w := &worker{eval: evaluate.NewEvaluator(o.cfg.Eval)}
-	o.all = append(o.all, w)
-	return w
-}
-
-// drain emits the outcomes that have arrived, without waiting.
-func (o *overlap) drain(out *emitters) {
-	for {
-		select {
-		case oc := <-o.done:
-			o.receive(oc, out)
-		default:
-			return
-		}
-	}
-}
-
 // wait emits every outcome still to come.
-func (o *overlap) wait(out *emitters) {
-	for o.running > 0 {
-		o.receive(<-o.done, out)
-	}
-}
+func (o *overlap) wait(out *emitters) { o.pool.wait(out.receive) }
 
-func (o *overlap) receive(oc outcome, out *emitters) {
-	o.running--
-	o.idle = append(o.idle, oc.worker)
+// receive emits an evaluated sample, or rejects it.
+func (o *emitters) receive(oc outcome) {
 	oc.job.done(oc.job.sample)
 	if oc.err != nil {
-		if err := out.reject(oc.job.sample.Key, oc.job.shard, oc.err); err != nil {
-			out.fail(err)
+		if err := o.reject(oc.job.sample.Key, oc.job.shard, oc.err); err != nil {
+			o.fail(err)
 		}
 		return
 	}
-	out.emitImage(oc.result)
+	o.emitImage(oc.result)
 }
 
 // finish waits for the bundle's samples, emits the merged accumulator and
@@ -431,7 +384,7 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 	}
 	var acc *evaluate.Accumulator
 	slices := map[string]*evaluate.Tally{}
-	for _, w := range o.all {
+	for _, w := range o.pool.workers() {
 		a, s := w.eval.Take()
 		if acc == nil {
 			acc = a
@@ -464,7 +417,7 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 // reset empties the workers' accumulators and the bundle's rows.
 func (o *overlap) reset() {
 	o.rows.reset()
-	for _, w := range o.all {
+	for _, w := range o.pool.workers() {
 		w.eval.Take()
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"runtime"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
@@ -62,16 +61,14 @@ func worstRefs(_ []byte, highestLoss, lowestMIoU func(*[]evaluate.Result) bool, 
 	}
 }
 
-// thumbnailFn renders thumbnails on up to GOMAXPROCS goroutines of a
-// bundle while it reads the next sample, as the evaluation does: prism runs
-// the few worst images as one bundle, which would otherwise use one core.
+// thumbnailFn renders thumbnails on the worker's cores while it reads the
+// next sample, as the evaluation does (see inflight): prism runs the few
+// worst images as one bundle, which would otherwise use one core.
 type thumbnailFn struct {
 	EvalConfig
 
 	store    *storage.Store
-	idle     []*renderer
-	done     chan rendered
-	running  int
+	pool     *inflight[*renderer, rendered]
 	firstErr error
 }
 
@@ -83,78 +80,52 @@ type renderer struct {
 
 // rendered is the outcome of one thumbnail.
 type rendered struct {
-	r     *renderer
 	thumb Thumbnail
 	err   error
 }
 
 func (f *thumbnailFn) Setup() {
 	f.store = storage.New(f.Storage)
-	f.done = make(chan rendered, runtime.GOMAXPROCS(0))
+	f.pool = newInflight[*renderer, rendered](func() *renderer { return &renderer{eval: evaluate.NewEvaluator(f.Eval)} })
 }
 
 func (f *thumbnailFn) Teardown() error { return f.store.Close() }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
+	receive := func(r rendered) { f.receive(r, emit) }
 	smp, err := f.find(ctx, ref)
 	if err != nil {
-		f.wait(emit)
+		f.pool.wait(receive)
 		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 	}
-	for len(f.idle) == 0 && f.running >= cap(f.done) {
-		f.receive(<-f.done, emit)
-	}
-	release, err := acquireSlot(ctx)
-	if err != nil {
-		f.wait(emit)
-		return err
-	}
-	r := f.renderer()
-	f.running++
-	go func() {
-		defer release()
+	render := func(r *renderer) rendered {
 		thumb, err := r.render(smp, ref, f.EvalConfig)
 		if err != nil {
 			err = fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 		}
-		f.done <- rendered{r: r, thumb: thumb, err: err}
-	}()
+		return rendered{thumb: thumb, err: err}
+	}
+	if err := f.pool.start(ctx, render, receive); err != nil {
+		f.pool.wait(receive)
+		return err
+	}
 	return f.firstErr
 }
 
 func (f *thumbnailFn) FinishBundle(emit func(Thumbnail)) error {
-	f.wait(emit)
-	f.idle = nil // their image-sized buffers go with them
+	f.pool.wait(func(r rendered) { f.receive(r, emit) })
+	f.pool.forget() // their image-sized buffers go with them
 	err := f.firstErr
 	f.firstErr = nil
 	return err
 }
 
-// renderer takes an idle renderer, or makes one.
-func (f *thumbnailFn) renderer() *renderer {
-	if n := len(f.idle); n > 0 {
-		r := f.idle[n-1]
-		f.idle = f.idle[:n-1]
-		return r
-	}
-	return &renderer{eval: evaluate.NewEvaluator(f.Eval)}
-}
-
-// wait emits every thumbnail still being rendered.
-func (f *thumbnailFn) wait(emit func(Thumbnail)) {
-	for f.running > 0 {
-		f.receive(<-f.done, emit)
-	}
-}
-
-func (f *thumbnailFn) receive(out rendered, emit func(Thumbnail)) {
-	f.running--
-	f.idle = append(f.idle, out.r)
+func (f *thumbnailFn) receive(r rendered, emit func(Thumbnail)) {
 	switch {
-	case out.err != nil && f.firstErr == nil:
-		f.firstErr = out.err
-	case out.err == nil:
-		emit(out.thumb)
+	case r.err != nil && f.firstErr == nil:
+		f.firstErr = r.err
+	case r.err == nil:
+		emit(r.thumb)
 	}
 }
 

@@ -331,17 +331,10 @@ func FuzzReader(f *testing.F) {
 // sparse file with an empty sparse map (all hole), which archive/tar reads
 // but cannot write, by changing its type flag and checksum.
 func asSparse(archive []byte, _ []int64) []byte {
-	b := bytes.Clone(archive)
-	hdr := b[:512]
-	hdr[156] = tar.TypeGNUSparse
-	copy(hdr[257:265], "ustar  \x00") // the GNU magic and version
-	copy(hdr[148:156], "        ")    // checksum computed with spaces here
-	sum := 0
-	for _, c := range hdr {
-		sum += int(c)
-	}
-	copy(hdr[148:156], fmt.Sprintf("%06o\x00 ", sum))
-	return b
+	return withHeader(archive, 0, func(hdr []byte) {
+		hdr[156] = tar.TypeGNUSparse
+		copy(hdr[257:265], "ustar  \x00") // the GNU magic and version
+	})
 }
 
 // Released buffers are reused for later members, and what they hold then is
