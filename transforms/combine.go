@@ -38,14 +38,14 @@ func decodeTally(data []byte) (*evaluate.Tally, error) {
 // accumulator per worker bundle, not per shard or image. An input without
 // images yields an empty PCollection.
 func MergeAccumulators(s beam.Scope, partials beam.PCollection) beam.PCollection {
-	s = s.Scope("MergeAccumulators")
+	s = s.Scope("transforms.MergeAccumulators")
 	return beam.Combine(s, &mergeAccumulatorsFn{}, partials)
 }
 
 // MergeSlices merges the partial slice tallies (KV<slice key,
 // *evaluate.Tally>, one per slice and bundle) into one per slice.
 func MergeSlices(s beam.Scope, slices beam.PCollection) beam.PCollection {
-	s = s.Scope("MergeSlices")
+	s = s.Scope("transforms.MergeSlices")
 	return beam.CombinePerKey(s, &mergeTalliesFn{}, slices)
 }
 

@@ -77,7 +77,7 @@ const (
 // the next one is read, so that a worker uses its cores whatever the shard
 // layout.
 func EvaluateSamples(s beam.Scope, cfg EvalConfig, plans beam.PCollection) Evaluated {
-	s = s.Scope("EvaluateSamples")
+	s = s.Scope("transforms.EvaluateSamples")
 	candidates, partials, slices, rejects, parts := beam.ParDo5(s, &evaluateSamplesFn{EvalConfig: cfg}, plans)
 	return Evaluated{Candidates: candidates, Partials: partials, Slices: slices, Rejected: rejects, Parts: parts}
 }

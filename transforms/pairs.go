@@ -48,7 +48,7 @@ type Pair struct {
 // file on its side, is rejected by name. It returns the pairs, the
 // rejections, the plan's count and every file matched (for provenance).
 func PairFiles(s beam.Scope, in PairedInputs, cfg EvalConfig) (pairs, rejected, count, files beam.PCollection) {
-	s = s.Scope("PairFiles")
+	s = s.Scope("transforms.PairFiles")
 	preds := MatchShards(s.Scope("Predictions"), []string{in.Predictions}, cfg.Storage)
 	labels := MatchShards(s.Scope("Labels"), []string{in.Labels}, cfg.Storage)
 	keyedPreds, rejectP, countP := beam.ParDo3(s, &keyFileFn{KeyRegex: in.KeyRegex, Side: "prediction"}, preds)
@@ -132,7 +132,7 @@ func pairingDefect(key string, preds, labels []results.Shard) string {
 // are evaluated; the accumulator gathers a whole bundle and leaves when it
 // finishes, so that its size is paid per bundle, not per image.
 func EvaluatePairs(s beam.Scope, cfg EvalConfig, pairs beam.PCollection) Evaluated {
-	s = s.Scope("EvaluatePairs")
+	s = s.Scope("transforms.EvaluatePairs")
 	candidates, partials, slices, rejects, parts := beam.ParDo5(s, &evaluatePairFn{EvalConfig: cfg}, beam.Reshuffle(s, pairs))
 	return Evaluated{Candidates: candidates, Partials: partials, Slices: slices, Rejected: rejects, Parts: parts}
 }

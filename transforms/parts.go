@@ -36,7 +36,7 @@ const DefaultParts = 16
 // It returns a results.Part per part written; the last stage merges them.
 // (The evaluation writes the parts of per_image.jsonl itself.)
 func WriteRejections(s beam.Scope, spec OutputSpec, rejected beam.PCollection) beam.PCollection {
-	s = s.Scope("WriteRejections")
+	s = s.Scope("transforms.WriteRejections")
 	n := spec.Parts
 	if n <= 0 {
 		n = DefaultParts

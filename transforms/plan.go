@@ -115,7 +115,7 @@ type Plan struct {
 // bucket, and each shard's plan, with the few duplicates to drop, through a
 // join by shard. Sample data is read once, by the evaluation.
 func PlanSamples(s beam.Scope, cfg EvalConfig, shards beam.PCollection) Plan {
-	s = s.Scope("PlanSamples")
+	s = s.Scope("transforms.PlanSamples")
 	plans, keys, rejectedInShards, counts := beam.ParDo4(s, &indexShardFn{EvalConfig: cfg}, beam.Reshuffle(s, shards))
 	drops, duplicates := beam.ParDo2(s, &findDuplicatesFn{Policy: cfg.Policy}, beam.GroupByKey(s, keys))
 	return Plan{

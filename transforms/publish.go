@@ -180,7 +180,7 @@ type Outputs struct {
 // run once and only move LATEST forward; a gate that fails the job fails it
 // again from the verdict already written.
 func Publish(s beam.Scope, spec OutputSpec, in Outputs) {
-	s = s.Scope("Publish")
+	s = s.Scope("transforms.Publish")
 	beam.ParDo0(s, &publishFn{Spec: spec}, beam.Impulse(s),
 		beam.SideInput{Input: in.Accumulator}, beam.SideInput{Input: in.Slices},
 		beam.SideInput{Input: in.HighestLoss}, beam.SideInput{Input: in.LowestMIoU},

@@ -39,7 +39,7 @@ type Thumbnail struct {
 // are read again, by their byte ranges, once the worst are known, in
 // parallel.
 func Thumbnails(s beam.Scope, cfg EvalConfig, highestLoss, lowestMIoU beam.PCollection) beam.PCollection {
-	s = s.Scope("Thumbnails")
+	s = s.Scope("transforms.Thumbnails")
 	refs := beam.ParDo(s, worstRefs, beam.Impulse(s), beam.SideInput{Input: highestLoss}, beam.SideInput{Input: lowestMIoU})
 	return beam.ParDo(s, &thumbnailFn{EvalConfig: cfg}, beam.Reshuffle(s, refs))
 }

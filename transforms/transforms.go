@@ -48,7 +48,7 @@ func init() {
 // once, sorted by path. A pattern that matches nothing fails the run: a typo
 // in a nightly job must not pass as an empty evaluation.
 func MatchShards(s beam.Scope, patterns []string, opt storage.Options) beam.PCollection {
-	s = s.Scope("MatchShards")
+	s = s.Scope("transforms.MatchShards")
 	return beam.ParDo(s, &matchShardsFn{Patterns: patterns, Storage: opt}, beam.Impulse(s))
 }
 

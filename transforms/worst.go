@@ -25,7 +25,7 @@ func init() {
 // smaller key, so that the lists do not depend on how the work was split.
 // With k = 0 both are empty.
 func WorstImages(s beam.Scope, k int, candidates beam.PCollection) (highestLoss, lowestMIoU beam.PCollection) {
-	s = s.Scope("WorstImages")
+	s = s.Scope("transforms.WorstImages")
 	if k <= 0 {
 		empty := beam.Create(s, []evaluate.Result{})
 		return empty, empty
