@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"io/fs"
 	"maps"
@@ -20,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -447,73 +445,73 @@ func unknownFlags(flags []string, real map[string]bool) []string {
 	return unknown
 }
 
-// realFlags builds cmd/run and returns the flags its -help lists: the flag
-// package prints every defined flag, Beam's included, as "  -name ...".
-func realFlags(t *testing.T) map[string]bool {
-	t.Helper()
+// segevalHelp builds cmd/run once and returns what its -help prints.
+var segevalHelp = sync.OnceValues(func() (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bin := filepath.Join(t.TempDir(), "segeval")
+	dir, err := os.MkdirTemp("", "segeval-deploy-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "segeval")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "../cmd/run").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
 	}
 	var help bytes.Buffer
 	cmd := exec.CommandContext(ctx, bin, "-help")
 	cmd.Stdout, cmd.Stderr = &help, &help
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("segeval -help: %v\n%s", err, help.String())
+		return "", fmt.Errorf("segeval -help: %v\n%s", err, help.String())
+	}
+	return help.String(), nil
+})
+
+// helpFlags returns the flags listed as "  -name ..." in help.
+func helpFlags(help string) []string {
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^  -(\S+)`).FindAllStringSubmatch(help, -1) {
+		names = append(names, m[1])
+	}
+	return names
+}
+
+// realFlags returns the flags cmd/run's -help lists: segeval's, by group,
+// then Beam's runner flags.
+func realFlags(t *testing.T) map[string]bool {
+	t.Helper()
+	help, err := segevalHelp()
+	if err != nil {
+		t.Fatal(err)
 	}
 	real := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  -(\S+)`).FindAllStringSubmatch(help.String(), -1) {
-		real[m[1]] = true
+	for _, name := range helpFlags(help) {
+		real[name] = true
 	}
 	for _, name := range []string{"input", "output", "runner", "worker_binary"} {
 		if !real[name] {
-			t.Fatalf("segeval -help does not list -%s:\n%s", name, help.String())
+			t.Fatalf("segeval -help does not list -%s:\n%s", name, help)
 		}
 	}
 	return real
 }
 
-// ownFlags returns the flags cmd/run defines itself, all but Beam's and
-// --version: the ownFlags list that it records in every run's provenance.
+// ownFlags returns the flags cmd/run records in every run's provenance: the
+// flags its -help lists by group before "This program:" (-check, -verbose,
+// -version), which Beam's runner flags follow.
 func ownFlags(t *testing.T) []string {
 	t.Helper()
-	files, err := filepath.Glob("../cmd/run/*.go")
+	if testing.Short() {
+		t.Skip("builds cmd/run; skipped in -short mode")
+	}
+	help, err := segevalHelp()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fset := token.NewFileSet()
-	var names []string
-	for _, file := range files {
-		if strings.HasSuffix(file, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, file, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(f, func(n ast.Node) bool {
-			spec, ok := n.(*ast.ValueSpec)
-			if !ok || len(spec.Names) != 1 || spec.Names[0].Name != "ownFlags" || len(spec.Values) != 1 {
-				return true
-			}
-			list, ok := spec.Values[0].(*ast.CompositeLit)
-			if !ok {
-				return true
-			}
-			for _, elt := range list.Elts {
-				if lit, ok := elt.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-					if name, err := strconv.Unquote(lit.Value); err == nil {
-						names = append(names, name)
-					}
-				}
-			}
-			return false
-		})
-	}
-	if len(names) == 0 {
-		t.Fatal("found no ownFlags list in cmd/run")
+	recorded, _, ok := strings.Cut(help, "\nThis program:\n")
+	names := helpFlags(recorded)
+	if !ok || len(names) == 0 {
+		t.Fatalf("segeval -help lists no flag before \"This program:\":\n%s", help)
 	}
 	return names
 }

@@ -35,7 +35,7 @@ type Config struct {
 	// Inputs are glob patterns of tar shards, local or gs://. Paired
 	// layouts name their two globs in Paired instead.
 	Inputs []string
-	Paired transforms.PairedInputs
+	Paired PairedInputs
 	// Output is the output prefix, local or gs://, already expanded.
 	Output string
 	RunID  string
@@ -44,12 +44,12 @@ type Config struct {
 	// Decode holds the limits and layout of input files.
 	Decode  sample.Options
 	Storage storage.Options
-	Policy  transforms.Policy
+	Policy  Policy
 	// OutputParts is the number of pieces rejected.jsonl is written in
-	// before they are merged; 0 means transforms.DefaultParts.
+	// before they are merged; 0 means DefaultOutputParts.
 	OutputParts int
 	// RestrictionBytes is the size of the pieces a shard is first split
-	// into for evaluation; 0 means transforms.DefaultRestrictionBytes.
+	// into for evaluation; 0 means DefaultRestrictionBytes.
 	RestrictionBytes int64
 	// WorstK is the number of worst images listed in metrics.json and
 	// shown in the report.
@@ -57,8 +57,8 @@ type Config struct {
 	ClassNames []string
 	Provenance results.Provenance
 	Date       string // the run's date (YYYY-MM-DD), for the history
-	Gate       transforms.GateSpec
-	History    transforms.HistorySpec
+	Gate       GateSpec
+	History    HistorySpec
 }
 
 // Validate checks the configuration before anything runs.
@@ -151,6 +151,9 @@ func (c *Config) Validate() error {
 	if c.History.Prefix != "" && c.History.Model == "" {
 		errs = append(errs, errors.New("--history needs --model_name"))
 	}
+	if err := c.Gate.Thresholds.Basis.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("--gate_basis: %w", err))
+	}
 	if th := c.Gate.Thresholds; c.Gate.Baseline == "" && (th.MaxMIoUDrop != nil || th.MaxLossIncrease != nil || th.MaxClassIoUDrop != nil) {
 		errs = append(errs, errors.New("--max_miou_drop, --max_loss_increase and --max_class_iou_drop compare with a baseline: give --baseline"))
 	}
@@ -202,8 +205,11 @@ func Build(s beam.Scope, cfg Config) error {
 	var evaluated transforms.Evaluated
 	var shards beam.PCollection  // every input file, for provenance
 	var planned beam.PCollection // the plan's count, for the completeness check
+	// located is where Compare finds the images it lists again.
+	var located transforms.CompareInputs
 	if cfg.Paired != (transforms.PairedInputs{}) {
 		pairs, rejected, count, files := transforms.PairFiles(s, cfg.Paired, eval)
+		located.Pairs = pairs
 		evaluated = transforms.EvaluatePairs(s, eval, pairs)
 		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, rejected)
 		shards, planned = files, count
@@ -212,11 +218,14 @@ func Build(s beam.Scope, cfg Config) error {
 		shards = transforms.MatchShards(s, cfg.Inputs, cfg.Storage)
 		plan := transforms.PlanSamples(s, eval, shards)
 		evaluated = transforms.EvaluateSamples(s, eval, plan.Shards)
+		located.Plans = plan.Shards
 		evaluated.Rejected = beam.Flatten(s, evaluated.Rejected, plan.Rejected)
 		planned = plan.Count
 	}
 	spec.Provenance = prov
 	highestLoss, lowestMIoU := transforms.WorstImages(s, cfg.WorstK, evaluated.Candidates)
+	located.Parts = evaluated.Parts
+	compared := transforms.Compare(s, spec, cfg.Eval.Bootstrap, located)
 	transforms.Publish(s, spec, transforms.Outputs{
 		Accumulator: transforms.MergeAccumulators(s, evaluated.Partials),
 		Slices:      transforms.MergeSlices(s, evaluated.Slices),
@@ -225,7 +234,10 @@ func Build(s beam.Scope, cfg Config) error {
 		Parts:       beam.Flatten(s, evaluated.Parts, transforms.WriteRejections(s, spec, evaluated.Rejected)),
 		Shards:      shards,
 		Planned:     planned,
-		Thumbnails:  transforms.Thumbnails(s, eval, highestLoss, lowestMIoU),
+		// The compared images join the worst for thumbnails (Thumbnails
+		// reads every list its side inputs hold).
+		Thumbnails: transforms.Thumbnails(s, eval, highestLoss, beam.Flatten(s, lowestMIoU, compared.Images)),
+		Compared:   compared.Runs,
 	})
 	return nil
 }

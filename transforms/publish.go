@@ -35,6 +35,7 @@ func init() {
 	register.Iter1[results.Part]()
 	register.Iter1[results.Shard]()
 	register.Iter1[PlanCount]()
+	register.Iter1[ComparedRuns]()
 }
 
 // ReportFile is the HTML report's name under the output prefix.
@@ -158,6 +159,10 @@ type Outputs struct {
 	// Shards are the input files, for provenance; Planned the plan's count.
 	Shards, Planned beam.PCollection
 	Thumbnails      beam.PCollection
+	// Compared is Compare's result: one ComparedRuns when the run has a
+	// baseline. The zero PCollection stands for none: the run is then
+	// gated without a comparison.
+	Compared beam.PCollection
 }
 
 // Publish is the run's last stage. It checks that the evaluation accounts
@@ -181,11 +186,15 @@ type Outputs struct {
 // again from the verdict already written.
 func Publish(s beam.Scope, spec OutputSpec, in Outputs) {
 	s = s.Scope("transforms.Publish")
+	if !in.Compared.IsValid() {
+		in.Compared = beam.CreateList(s, []ComparedRuns{})
+	}
 	beam.ParDo0(s, &publishFn{Spec: spec}, beam.Impulse(s),
 		beam.SideInput{Input: in.Accumulator}, beam.SideInput{Input: in.Slices},
 		beam.SideInput{Input: in.HighestLoss}, beam.SideInput{Input: in.LowestMIoU},
 		beam.SideInput{Input: in.Parts}, beam.SideInput{Input: in.Shards},
-		beam.SideInput{Input: in.Planned}, beam.SideInput{Input: in.Thumbnails})
+		beam.SideInput{Input: in.Planned}, beam.SideInput{Input: in.Thumbnails},
+		beam.SideInput{Input: in.Compared})
 }
 
 type publishFn struct {
@@ -201,11 +210,13 @@ type sideInputs struct {
 	shards     []results.Shard
 	planned    PlanCount
 	thumbnails map[string]report.Thumbnail
+	compared   *ComparedRuns // nil without a baseline
 }
 
 func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, accs func(**evaluate.Accumulator) bool,
 	sliceTallies func(*string, **evaluate.Tally) bool, highestLoss, lowestMIoU func(*[]evaluate.Result) bool,
-	parts func(*results.Part) bool, shards func(*results.Shard) bool, planned func(*PlanCount) bool, thumbs func(*Thumbnail) bool) error {
+	parts func(*results.Part) bool, shards func(*results.Shard) bool, planned func(*PlanCount) bool, thumbs func(*Thumbnail) bool,
+	compared func(*ComparedRuns) bool) error {
 	in := sideInputs{slices: map[string]*evaluate.Tally{}, thumbnails: map[string]report.Thumbnail{}}
 	var a *evaluate.Accumulator
 	for accs(&a) {
@@ -243,7 +254,11 @@ func (f *publishFn) ProcessElement(ctx context.Context, _ []byte, accs func(**ev
 	planned(&in.planned) // a single value; none when nothing was planned
 	var th Thumbnail
 	for thumbs(&th) {
-		in.thumbnails[th.Key] = report.Thumbnail{Label: th.Label, Prediction: th.Prediction}
+		in.thumbnails[th.Key] = report.Thumbnail{Image: th.Image, Label: th.Label, Prediction: th.Prediction, Errors: th.Errors, Note: th.Note}
+	}
+	var c ComparedRuns
+	if compared(&c) {
+		in.compared = &c
 	}
 	store := storage.New(f.Spec.Storage)
 	defer store.Close()
@@ -287,11 +302,15 @@ func (p *publisher) publish(ctx context.Context, in sideInputs) error {
 	if err != nil {
 		return err
 	}
-	baseline, validation, err := p.judge(ctx, m)
+	baseline, validation, err := p.judge(ctx, &m, in)
 	if err != nil {
 		return err
 	}
-	files, err := render(m, in.acc, baseline, validation, in.thumbnails)
+	history, err := p.trend(ctx, m, baseline, validation)
+	if err != nil {
+		return err
+	}
+	files, err := render(m, in.acc, baseline, validation, in.thumbnails, history)
 	if err != nil {
 		return err
 	}
@@ -412,16 +431,25 @@ func (p *publisher) summarize(in sideInputs, rejected int64) (results.Metrics, e
 	return results.Summarize(run, p.spec.Settings, p.spec.RunID, prov)
 }
 
-// judge applies the gate, when there is one.
-func (p *publisher) judge(ctx context.Context, m results.Metrics) (*results.Metrics, *gate.Validation, error) {
+// judge applies the gate, when there is one, after comparing the run with
+// its baseline (m.Comparison, whose paired intervals the gate uses).
+func (p *publisher) judge(ctx context.Context, m *results.Metrics, in sideInputs) (*results.Metrics, *gate.Validation, error) {
 	if !p.spec.Gate.Enabled() {
 		return nil, nil, nil
 	}
-	baseline, path, err := readBaseline(ctx, p.store, p.spec)
+	baseline, path, err := p.baseline(ctx, in.compared)
 	if err != nil {
 		return nil, nil, err
 	}
-	v, err := gate.Evaluate(m, baseline, p.spec.Gate.Thresholds)
+	if baseline != nil && in.compared != nil {
+		if err := gate.Compatible(*m, *baseline); err != nil {
+			return nil, nil, fmt.Errorf("baseline %s: %w", path, err)
+		}
+		if m.Comparison, err = p.compare(ctx, *m, in, baseline, path); err != nil {
+			return nil, nil, err
+		}
+	}
+	v, err := gate.Evaluate(*m, baseline, p.spec.Gate.Thresholds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("baseline %s: %w", path, err)
 	}
@@ -429,11 +457,63 @@ func (p *publisher) judge(ctx context.Context, m results.Metrics) (*results.Metr
 	return baseline, &v, nil
 }
 
+// baseline reads the baseline the join was made against (Compare resolves
+// --baseline=latest once, for both): none when the join found no latest
+// run. A baseline path the join did not see (Publish given no Compare
+// result) is read as it is, and the run is gated on point values alone.
+func (p *publisher) baseline(ctx context.Context, compared *ComparedRuns) (*results.Metrics, string, error) {
+	spec := p.spec
+	switch {
+	case spec.Gate.Baseline == "":
+		return nil, "", nil
+	case compared == nil && spec.Gate.Baseline == gate.Latest:
+		return nil, "", nil // no blessed run yet, or this very run
+	case compared == nil:
+		return readBaseline(ctx, p.store, spec)
+	}
+	spec.Gate.Baseline = compared.Baseline.Metrics
+	m, path, err := readBaseline(ctx, p.store, spec)
+	if err == nil && m.RunID != compared.Baseline.RunID {
+		err = fmt.Errorf("baseline %s: now holds run %s, but run %s was joined with this run's images", path, m.RunID, compared.Baseline.RunID)
+	}
+	return m, path, err
+}
+
+// compare builds the run's comparison with its baseline: the deltas from
+// the two runs' metrics, the mIoU and class intervals from the two runs'
+// bootstrap replicates (the baseline's sidecar beside its metrics.json;
+// without one, as for a baseline written before sidecars, those intervals
+// are null), and the images from the join.
+func (p *publisher) compare(ctx context.Context, m results.Metrics, in sideInputs, baseline *results.Metrics, path string) (*results.Comparison, error) {
+	input := results.CompareInput{Candidate: m, Baseline: *baseline, Paired: in.compared.Paired}
+	if in.acc != nil {
+		input.CandidateReplicates = &in.acc.Bootstrap
+	}
+	sidecar := storage.Join(dirOf(path), results.ReplicatesFile)
+	data, err := p.store.ReadFile(ctx, sidecar)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("baseline replicates: %w", err)
+	default:
+		reps, err := evaluate.UnmarshalSidecar(data)
+		if err != nil {
+			return nil, fmt.Errorf("baseline replicates %s: %w", sidecar, err)
+		}
+		if reps.RunID != baseline.RunID {
+			return nil, fmt.Errorf("baseline replicates %s: of run %s, but %s is of run %s", sidecar, reps.RunID, path, baseline.RunID)
+		}
+		input.BaselineReplicates = &reps.Bootstrap
+	}
+	return results.Compare(input)
+}
+
 // clearPrevious removes what an earlier run into the same prefix (with
 // --overwrite) would leave misleading: its _SUCCESS first, so that readers
-// wait for this run, and its gate verdict, which this run may not replace.
+// wait for this run, and its gate verdict and replicates sidecar, which
+// this run may not replace.
 func (p *publisher) clearPrevious(ctx context.Context) error {
-	for _, name := range []string{results.SuccessFile, gate.ValidationFile, gate.BlessedFile, gate.NotBlessedFile} {
+	for _, name := range []string{results.SuccessFile, gate.ValidationFile, gate.BlessedFile, gate.NotBlessedFile, results.ReplicatesFile} {
 		if err := p.store.Delete(ctx, storage.Join(p.spec.Path, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -538,7 +618,7 @@ func complete(files int, images, rejected int64, plan PlanCount) error {
 
 // render produces the content of metrics.json, per_class.csv, report.html
 // and the gate's files.
-func render(m results.Metrics, acc *evaluate.Accumulator, baseline *results.Metrics, v *gate.Validation, thumbs map[string]report.Thumbnail) (map[string][]byte, error) {
+func render(m results.Metrics, acc *evaluate.Accumulator, baseline *results.Metrics, v *gate.Validation, thumbs map[string]report.Thumbnail, history *report.History) (map[string][]byte, error) {
 	metrics, err := results.MarshalMetrics(m)
 	if err != nil {
 		return nil, err
@@ -552,13 +632,21 @@ func render(m results.Metrics, acc *evaluate.Accumulator, baseline *results.Metr
 		lossBins = acc.Tally.LossBins
 	}
 	var page bytes.Buffer
-	if err := report.Render(&page, report.Input{Metrics: m, LossBins: lossBins, Baseline: baseline, Thumbnails: thumbs}); err != nil {
+	if err := report.Render(&page, report.Input{Metrics: m, LossBins: lossBins, Baseline: baseline, Thumbnails: thumbs, History: history}); err != nil {
 		return nil, err
 	}
 	files := map[string][]byte{
 		results.MetricsFile:  metrics,
 		results.PerClassFile: perClass,
 		ReportFile:           page.Bytes(),
+	}
+	if acc != nil && acc.Bootstrap.Replicates > 0 {
+		// The replicates sidecar, for later runs compared with this one.
+		data, err := acc.Bootstrap.MarshalSidecar(m.RunID)
+		if err != nil {
+			return nil, err
+		}
+		files[results.ReplicatesFile] = data
 	}
 	if v != nil {
 		data, err := json.MarshalIndent(v, "", "  ")

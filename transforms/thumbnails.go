@@ -6,6 +6,7 @@ import (
 	"reflect"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
 	"github.com/segeval/segeval/internal/evaluate"
@@ -27,14 +28,20 @@ func init() {
 // thumbnailSide is the longer side of a report thumbnail, in pixels.
 const thumbnailSide = 256
 
-// Thumbnail is an image's colored label and prediction, for the report.
+// Thumbnail is a worst image's panels, PNG files for the report (see
+// report.NewThumbnail): its input picture when the sample has one, its
+// label and prediction (over the picture) and its error map. Note says
+// why a sample's input image is not shown.
 type Thumbnail struct {
 	Key        string
+	Image      []byte // PNG, nil without an input image
 	Label      []byte // PNG
 	Prediction []byte // PNG
+	Errors     []byte // PNG
+	Note       string
 }
 
-// Thumbnails renders the label and prediction of the worst images (the
+// Thumbnails renders the panels of the worst images (the
 // single []evaluate.Result values of WorstImages). Only those few samples
 // are read again, by their byte ranges, once the worst are known, in
 // parallel.
@@ -99,7 +106,7 @@ func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, 
 		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 	}
 	render := func(r *renderer) rendered {
-		thumb, err := r.render(smp, ref, f.EvalConfig)
+		thumb, err := r.render(ctx, smp, ref, f.EvalConfig)
 		if err != nil {
 			err = fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 		}
@@ -129,8 +136,11 @@ func (f *thumbnailFn) receive(r rendered, emit func(Thumbnail)) {
 	}
 }
 
-// render colors a sample's label and prediction.
-func (r *renderer) render(smp *shard.Sample, ref results.ImageRef, cfg EvalConfig) (Thumbnail, error) {
+// render draws a sample's thumbnail. The input image is for display
+// only: when it cannot be shown (it does not decode, or is not the label's
+// shape) the thumbnail goes without it, and its note, shown in the report
+// and logged, names the sample and member and says why; the run goes on.
+func (r *renderer) render(ctx context.Context, smp *shard.Sample, ref results.ImageRef, cfg EvalConfig) (Thumbnail, error) {
 	img, err := r.dec.Decode(smp, ref.Shard, cfg.Decode)
 	if err != nil {
 		return Thumbnail{}, err
@@ -139,19 +149,34 @@ func (r *renderer) render(smp *shard.Sample, ref results.ImageRef, cfg EvalConfi
 	if err != nil {
 		return Thumbnail{}, err
 	}
-	ignore := int32(-1)
-	if cfg.Eval.HasIgnore {
-		ignore = int32(cfg.Eval.Ignore)
+	src := report.ThumbnailSource{
+		Height: img.Height, Width: img.Width, Labels: img.Labels, Pred: pred, Classes: classes,
+		Ignore: int32(cfg.Eval.Ignore), HasIgnore: cfg.Eval.HasIgnore,
 	}
-	label, err := report.Colorize(img.Labels, img.Height, img.Width, classes, ignore, thumbnailSide)
+	var note string
+	picture, err := sample.DecodeInputImage(smp, ref.Shard, cfg.Decode.Limits)
+	if err == nil && picture != nil {
+		if err = report.CheckPicture(picture.Bounds(), img.Height, img.Width); err != nil {
+			err = &sample.Error{Shard: ref.Shard, Key: ref.Key, Member: inputMember(smp), Err: err}
+		}
+	}
+	if err != nil {
+		note = "Input image not shown: " + err.Error()
+		log.Warnf(ctx, "thumbnail: %s", note)
+	} else {
+		src.Picture = picture
+	}
+	th, err := report.NewThumbnail(src, thumbnailSide)
 	if err != nil {
 		return Thumbnail{}, err
 	}
-	prediction, err := report.Colorize(pred, img.Height, img.Width, classes, ignore, thumbnailSide)
-	if err != nil {
-		return Thumbnail{}, err
-	}
-	return Thumbnail{Key: ref.Key, Label: label, Prediction: prediction}, nil
+	return Thumbnail{Key: ref.Key, Image: th.Image, Label: th.Label, Prediction: th.Prediction, Errors: th.Errors, Note: note}, nil
+}
+
+// inputMember names the member of smp that holds its input image.
+func inputMember(smp *shard.Sample) string {
+	field, _ := sample.InputImageField(smp)
+	return smp.Key + "." + field
 }
 
 // find reads the sample ref names again: from its two files, or from its

@@ -6,14 +6,19 @@
 // With no flags it evaluates the sample dataset bundled in testdata/sample
 // into a new folder under segeval-runs/ and prints where.
 //
+// --help lists segeval's own flags by group, then Beam's runner flags.
+// --check reads the first sample and prints what a run would do, without
+// running it.
+//
 // Exit codes: 0 success, 1 the run failed (bad input or an infrastructure
-// error, see the message), 2 bad flags or configuration, 3 the regression
-// gate failed.
+// error, see the message), 2 bad flags or configuration, found before any
+// job starts, 3 the regression gate failed. A failure prints its root cause
+// in a few lines; the embedded runner's logs go to a file the message
+// names, or to stderr with --verbose.
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -27,7 +32,6 @@ import (
 	beamlog "github.com/apache/beam/sdks/v2/go/pkg/beam/log"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
-	"github.com/segeval/segeval/internal/gate"
 	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/storage"
 	"github.com/segeval/segeval/pipeline"
@@ -46,12 +50,15 @@ const (
 )
 
 func main() {
+	mergeFlags(flag.CommandLine)
+	flag.CommandLine.Usage = func() { usage(flag.CommandLine.Output()) }
 	flag.Parse()
 	if embedded() {
 		// The embedded runner logs every job state at INFO; a user wants
-		// the summary, and warnings. Remote runners keep INFO: the
-		// Dataflow runner prints a dry run's job there. beam.Init installs
-		// the logger at this level.
+		// the summary, and warnings (which run hides in a log file unless
+		// --verbose). Remote runners keep INFO: the Dataflow runner prints
+		// a dry run's job there. beam.Init installs the logger at this
+		// level.
 		beamlog.LogLevel = "warn"
 	}
 	beam.Init() // on a worker this takes over and never returns: validate flags after it
@@ -68,20 +75,14 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "segeval:", err)
 		return exitUsage
 	}
+	if *check {
+		return runCheck(ctx, stdout, stderr, cfg)
+	}
+	if code := checkBeforeLaunch(ctx, cfg, stderr); code != exitOK {
+		return code
+	}
 	store := storage.New(cfg.Storage)
 	defer store.Close()
-	if done, err := store.Exists(ctx, storage.Join(cfg.Output, results.SuccessFile)); err != nil {
-		fmt.Fprintln(stderr, "segeval:", err)
-		return exitFailed
-	} else if done && !*overwrite {
-		fmt.Fprintf(stderr, "segeval: %s already holds a run; pass --overwrite to replace it\n", cfg.Output)
-		return exitUsage
-	}
-
-	if err := checkBaseline(ctx, store, cfg); err != nil {
-		fmt.Fprintln(stderr, "segeval:", err)
-		return exitUsage
-	}
 	useOwnWorkerBinary()
 
 	p, s := beam.NewPipelineWithRoot()
@@ -90,6 +91,11 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	fmt.Fprintf(stdout, "segeval %s: run %s, output %s\n", version, cfg.RunID, cfg.Output)
+	var runLog *runnerLog
+	if embedded() && !*verbose {
+		runLog = hideRunnerLogs(cfg)
+		defer runLog.Close()
+	}
 	start := time.Now()
 	stop := make(chan struct{})
 	var progressDone <-chan struct{}
@@ -102,14 +108,15 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		<-progressDone
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "segeval: run failed:", err)
 		removeTemporary(ctx, store, cfg, stderr)
 		if cfg.Gate.FailJob {
-			// The gate failed the job on purpose: still a regression.
-			if code := gateOutcome(ctx, store, cfg.Output, stdout); code == exitRegression {
+			// The gate failed the job on purpose: a regression, whose
+			// verdict says more than the runner's error.
+			if code := gateOutcome(ctx, store, cfg.Output, stdout, stderr); code == exitRegression {
 				return code
 			}
 		}
+		reportFailure(stderr, err, runLog)
 		return exitFailed
 	}
 	if submitOnly() {
@@ -129,24 +136,34 @@ func run(ctx context.Context, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	printWork(stdout, pr.Metrics())
-	return gateOutcome(ctx, store, cfg.Output, stdout)
+	return gateOutcome(ctx, store, cfg.Output, stdout, stderr)
 }
 
-// checkBaseline fails fast when an explicit baseline does not exist, rather
-// than after the whole evaluation.
-func checkBaseline(ctx context.Context, store *storage.Store, cfg pipeline.Config) error {
-	path := cfg.Gate.Baseline
-	if path == "" || path == gate.Latest {
-		return nil
+// checkBeforeLaunch checks on the launching machine what it can before a
+// job starts (the output, the inputs, the baseline), and returns the exit
+// code of the first mistake, or exitOK.
+func checkBeforeLaunch(ctx context.Context, cfg pipeline.Config, stderr io.Writer) int {
+	store := storage.New(cfg.Storage)
+	defer store.Close()
+	if done, err := store.Exists(ctx, storage.Join(cfg.Output, results.SuccessFile)); err != nil {
+		fmt.Fprintln(stderr, "segeval: --output:", err)
+		return exitFailed
+	} else if done && !*overwrite {
+		fmt.Fprintf(stderr, "segeval: %s already holds a run; pass --overwrite to replace it\n", cfg.Output)
+		return exitUsage
 	}
-	ok, err := store.Exists(ctx, path)
-	if err != nil {
-		return err
+	var unreachable *pipeline.UnreachableError
+	if _, err := pipeline.MatchInputs(ctx, cfg); errors.As(err, &unreachable) {
+		fmt.Fprintf(stderr, "segeval: warning: %v; the run will try from its workers\n", err)
+	} else if err != nil {
+		fmt.Fprintln(stderr, "segeval:", inputHint(err, cfg))
+		return exitUsage
 	}
-	if !ok {
-		return fmt.Errorf("--baseline=%s does not exist", path)
+	if err := pipeline.CheckBaseline(ctx, cfg); err != nil {
+		fmt.Fprintln(stderr, "segeval: --baseline:", err)
+		return exitUsage
 	}
-	return nil
+	return exitOK
 }
 
 // embedded reports whether the pipeline runs inside this process (prism,
@@ -188,34 +205,6 @@ func useOwnWorkerBinary() {
 	if exe, err := os.Executable(); err == nil {
 		flag.Set("worker_binary", exe) // flag.Set, so that the pipeline options record it
 	}
-}
-
-// gateOutcome prints the gate's verdict and turns a failed gate into the
-// regression exit code.
-func gateOutcome(ctx context.Context, store *storage.Store, output string, stdout io.Writer) int {
-	data, err := store.ReadFile(ctx, storage.Join(output, gate.ValidationFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return exitOK // not gated
-	}
-	var v gate.Validation
-	if err == nil {
-		err = json.Unmarshal(data, &v)
-	}
-	if err != nil {
-		fmt.Fprintln(stdout, "segeval: reading the gate's verdict:", err)
-		return exitFailed
-	}
-	if v.OK {
-		fmt.Fprintln(stdout, "gate: BLESSED")
-		return exitOK
-	}
-	for _, c := range v.Checks {
-		if !c.OK {
-			fmt.Fprintf(stdout, "gate: %s failed: baseline %s, candidate %s, threshold %g\n", c.Name, num(c.Baseline), num(c.Candidate), c.Threshold)
-		}
-	}
-	fmt.Fprintln(stdout, "gate: NOT_BLESSED")
-	return exitRegression
 }
 
 // removeTemporary deletes what a failed run left under its temporary

@@ -5,7 +5,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/segeval/segeval/transforms"
+	"github.com/segeval/segeval/pipeline"
 )
 
 // showProgress reports the embedded run's progress on w until stop is
@@ -33,7 +33,7 @@ func showProgress(w *os.File, stop <-chan struct{}) <-chan struct{} {
 				}
 				return
 			case <-t.C:
-				line := progressLine(transforms.CurrentProgress(), time.Since(start))
+				line := progressLine(pipeline.CurrentProgress(), time.Since(start))
 				if terminal {
 					fmt.Fprintf(w, "\r\033[K%s", line)
 				} else {
@@ -47,7 +47,7 @@ func showProgress(w *os.File, stop <-chan struct{}) <-chan struct{} {
 
 // progressLine renders progress in at most 100 columns: a bar over the
 // input bytes, images done of those planned, the rate and the time left.
-func progressLine(p transforms.Progress, elapsed time.Duration) string {
+func progressLine(p pipeline.Progress, elapsed time.Duration) string {
 	frac := 0.0
 	if p.BytesTotal > 0 {
 		frac = min(float64(p.Bytes)/float64(p.BytesTotal), 1)

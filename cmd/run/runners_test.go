@@ -126,7 +126,12 @@ func TestDataflowDryRun(t *testing.T) {
 	bins := buildBinaries(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, env := fakeGCS(t, "bucket")
+	gcs, env := fakeGCS(t, "bucket")
+	// The CLI checks that the input pattern matches before it submits.
+	gcs.CreateObject(fakestorage.Object{
+		ObjectAttrs: fakestorage.ObjectAttrs{BucketName: "bucket", Name: "sample/shard-00000.tar"},
+		Content:     []byte("not read by a dry run"),
+	})
 	r := runCLI(ctx, t, bins.cli, repoRoot(t), env,
 		"--runner=dataflow", "--dry_run",
 		"--project=p", "--region=us-central1",
@@ -214,6 +219,11 @@ func TestCLIBasics(t *testing.T) {
 	defer cancel()
 	root := repoRoot(t)
 
+	// A baseline computed in binary mode, against the default multiclass.
+	binary := filepath.Join(t.TempDir(), "metrics.json")
+	if err := os.WriteFile(binary, []byte(`{"mode":"binary","num_classes":2,"class_set":"present","ignore_index":255}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Runs that end before the pipeline: nothing may be written.
 	flagTests := []struct {
 		name     string
@@ -228,6 +238,12 @@ func TestCLIBasics(t *testing.T) {
 		{"ignore index", []string{"--ignore_index=abc"}, 2, "--ignore_index=abc"},
 		{"not a number", []string{"--num_classes=x"}, 2, "-num_classes"},
 		{"unknown flag", []string{"--no_such_flag"}, 2, "-no_such_flag"},
+		{"input matching nothing", []string{"--input=testdata/nope/*.tar"}, 2, "--input: testdata/nope/*.tar matches no file"},
+		{"paired glob matching nothing", []string{"--prediction_glob=testdata/nope/*.npy", "--label_glob=testdata/sample/*.tar"}, 2, "--prediction_glob: testdata/nope/*.npy matches no file"},
+		{"unreadable label map", []string{"--label_map=testdata/nope.json"}, 2, "--label_map"},
+		{"unreadable class names", []string{"--class_names=testdata/nope.txt"}, 2, "--class_names"},
+		{"missing baseline", []string{"--baseline=testdata/nope/metrics.json"}, 2, "testdata/nope/metrics.json does not exist"},
+		{"incompatible baseline", []string{"--baseline=" + binary}, 2, "mode multiclass against the baseline's binary"},
 	}
 	for _, tt := range flagTests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,9 @@ func printSummary(w io.Writer, metricsJSON []byte, took time.Duration) error {
 		}
 		fmt.Fprintf(tw, "worst classes\t%s\n", strings.Join(names, ", "))
 	}
+	if c := m.Comparison; c != nil {
+		printComparison(tw, m, c)
+	}
 	if len(m.Classes) <= fullTableClasses {
 		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "class\tIoU\taccuracy\tdice\tLovász\tlabel pixels")
@@ -67,6 +70,91 @@ func printSummary(w io.Writer, metricsJSON []byte, took time.Duration) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// changedImages is how many of the most regressed and most improved images
+// the summary names.
+const changedImages = 3
+
+// changedWidth is the most columns their list takes, beside its label.
+const changedWidth = 80
+
+// printComparison prints the run's changes from its baseline, each with
+// its paired 95% interval, whether that interval excludes zero, the
+// classes that changed significantly and the images that changed most.
+func printComparison(tw io.Writer, m results.Metrics, c *results.Comparison) {
+	fmt.Fprintf(tw, "baseline\trun %s: %d images in both, %d only in this run, %d only in the baseline\n",
+		c.BaselineRunID, c.ImagesPaired, c.ImagesOnlyCandidate, c.ImagesOnlyBaseline)
+	if c.ImagesOnlyCandidate+c.ImagesOnlyBaseline > 0 {
+		fmt.Fprintf(tw, "caution\tdifferent images: the mIoU and class changes include the change of images\n")
+	}
+	fmt.Fprintf(tw, "Δ mIoU\t%s\n", change(c.MIoUDelta))
+	fmt.Fprintf(tw, "Δ loss per image\t%s (mean over the images in both)\n", change(c.PerImageLossDelta))
+	names := map[int]results.Class{}
+	for _, cl := range m.Classes {
+		names[cl.ID] = cl
+	}
+	var significant []string
+	for _, cl := range c.Classes {
+		if cl.IoUDelta.Significant() {
+			significant = append(significant, fmt.Sprintf("%s %s", className(names[cl.ID]), signedDelta(cl.IoUDelta.Value)))
+		}
+	}
+	if len(significant) > worstClasses {
+		significant = append(significant[:worstClasses], "…")
+	}
+	if len(significant) == 0 {
+		significant = []string{"none significant"}
+	}
+	fmt.Fprintf(tw, "Δ class IoU\t%s\n", strings.Join(significant, ", "))
+	for _, list := range []struct {
+		name   string
+		images []results.ImageChange
+	}{{"most regressed", c.MostRegressed}, {"most improved", c.MostImproved}} {
+		// As many as fit the line (the first always), keys cut to 30.
+		var line string
+		for i, img := range list.images[:min(changedImages, len(list.images))] {
+			key := img.Key
+			if len(key) > 30 {
+				key = key[:29] + "…"
+			}
+			item := fmt.Sprintf("%s (loss %s, mIoU %s)", key, signedDelta(img.LossDelta), signedDelta(img.MIoUDelta))
+			if i > 0 && len(line)+2+len(item) > changedWidth {
+				break
+			}
+			if i > 0 {
+				line += ", "
+			}
+			line += item
+		}
+		if line != "" {
+			fmt.Fprintf(tw, "%s\t%s\n", list.name, line)
+		}
+	}
+}
+
+// change formats a change, its paired interval and whether the interval
+// excludes zero.
+func change(d results.Delta) string {
+	if d.Value == nil {
+		return "-"
+	}
+	if d.CI95 == nil {
+		return signedDelta(d.Value) + " (no paired interval)"
+	}
+	s := fmt.Sprintf("%s [%+.4f, %+.4f]", signedDelta(d.Value), d.CI95[0], d.CI95[1])
+	if d.Significant() {
+		return s + " significant"
+	}
+	return s + " not significant"
+}
+
+// signedDelta formats a change with its sign, "-" when undefined.
+func signedDelta(v *float64) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%+.4f", *v)
 }
 
 // lowestIoU returns up to n classes with the lowest defined IoU.

@@ -2,6 +2,7 @@ package evaluate
 
 import (
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"math"
 	"slices"
@@ -20,6 +21,13 @@ import (
 // Weights are integers, so weighted counts are integers too, and the loss
 // sums are exact.Sums: replicates merged in any order are the same bit for
 // bit.
+//
+// Since an image's weights depend on its key and the replicate alone, two
+// runs that evaluated the same image gave it the same weight in each
+// replicate: the difference of their replicates, replicate by replicate,
+// is the paired bootstrap of the difference of their statistics
+// (PairedDeltas). A run keeps its replicates beside metrics.json
+// (MarshalSidecar) for the runs that will be compared with it.
 type Bootstrap struct {
 	Replicates int
 	Classes    int
@@ -55,11 +63,33 @@ var poissonCDF = func() []float64 {
 	return cdf
 }()
 
+// WeightScheme names the function of key and replicate that draws the
+// bootstrap weights (FNV-1a of the key, mixed with the replicate by
+// splitmix64, through the Poisson(1) quantiles). It is recorded in the
+// replicates sidecar, because two runs' replicates pair only when their
+// weights were drawn by the same function; changing weight means a new
+// scheme number.
+const WeightScheme = 1
+
 // weight is the Poisson(1) weight of image key in replicate r.
-func weight(key string, r int) int64 {
+func weight(key string, r int) int64 { return weightOf(keyHash(key), r) }
+
+// Weight is the Poisson(1) weight of image key in replicate r: the same in
+// every run, which is what pairs two runs' replicates over their common
+// images.
+func Weight(key string, r int) int64 { return weight(key, r) }
+
+// keyHash is the part of an image's weights that depends on its key alone,
+// computed once per image rather than once per replicate.
+func keyHash(key string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(key))
-	x := h.Sum64() ^ uint64(r+1)*0x9e3779b97f4a7c15
+	return h.Sum64()
+}
+
+// weightOf is the weight in replicate r of the image whose key hashes to h.
+func weightOf(h uint64, r int) int64 {
+	x := h ^ uint64(r+1)*0x9e3779b97f4a7c15
 	// splitmix64 finalizer: fnv's low bits alone are poorly mixed.
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
@@ -78,8 +108,9 @@ func (b *Bootstrap) add(key string, loss float64, counts *lovasz.Counts) {
 	}
 	c := b.Classes
 	var inter, label, pred []int64
+	h := keyHash(key)
 	for r := range b.Replicates {
-		w := weight(key, r)
+		w := weightOf(h, r)
 		if w == 0 {
 			continue
 		}
@@ -132,24 +163,19 @@ func (b *Bootstrap) Intervals(level float64) Intervals {
 	miou := make([]float64, 0, b.Replicates)
 	loss := make([]float64, 0, b.Replicates)
 	classIoU := make([][]float64, c)
+	row := make([]float64, c)
 	for r := range b.Replicates {
-		row := b.Class[r*c*3 : (r+1)*c*3]
-		var sum float64
-		var n int
-		for t := range c {
-			inter, union := row[3*t], row[3*t+1]+row[3*t+2]-row[3*t]
-			if union > 0 {
-				iou := float64(inter) / float64(union)
+		m, l := b.replicate(r, row)
+		for t, iou := range row {
+			if !math.IsNaN(iou) {
 				classIoU[t] = append(classIoU[t], iou)
-				sum += iou
-				n++
 			}
 		}
-		if n > 0 {
-			miou = append(miou, sum/float64(n))
+		if !math.IsNaN(m) {
+			miou = append(miou, m)
 		}
-		if b.LossWeight[r] > 0 {
-			loss = append(loss, b.LossSum[r].Float64()/float64(b.LossWeight[r]))
+		if !math.IsNaN(l) {
+			loss = append(loss, l)
 		}
 	}
 	iv := Intervals{MIoU: percentiles(miou, level), PerImageLoss: percentiles(loss, level), ClassIoU: make([]Interval, c)}
@@ -158,6 +184,109 @@ func (b *Bootstrap) Intervals(level float64) Intervals {
 	}
 	return iv
 }
+
+// replicate computes replicate r's statistics: each class's IoU into
+// classIoU (of length Classes; NaN where the class's weighted union is
+// empty), and returns its mIoU (over the classes with a union) and its
+// per-image loss mean, NaN when undefined.
+func (b *Bootstrap) replicate(r int, classIoU []float64) (miou, loss float64) {
+	c := b.Classes
+	row := b.Class[r*c*3 : (r+1)*c*3]
+	var sum float64
+	var n int
+	for t := range c {
+		inter, union := row[3*t], row[3*t+1]+row[3*t+2]-row[3*t]
+		classIoU[t] = math.NaN()
+		if union > 0 {
+			classIoU[t] = float64(inter) / float64(union)
+			sum += classIoU[t]
+			n++
+		}
+	}
+	miou, loss = math.NaN(), math.NaN()
+	if n > 0 {
+		miou = sum / float64(n)
+	}
+	if b.LossWeight[r] > 0 {
+		loss = b.LossSum[r].Float64() / float64(b.LossWeight[r])
+	}
+	return miou, loss
+}
+
+// DeltaIntervals are percentile intervals of the differences, candidate
+// minus baseline, of two runs' statistics.
+type DeltaIntervals struct {
+	// Replicates is the number of replicates the two runs share.
+	Replicates         int
+	MIoU, PerImageLoss Interval
+	ClassIoU           []Interval
+}
+
+// PairedDeltas returns the paired bootstrap intervals of the candidate's
+// minus the baseline's mIoU, per-image loss mean and per-class IoU, at the
+// given level: replicate r of the difference is the candidate's replicate r
+// minus the baseline's replicate r, over the replicates both runs have.
+//
+// Both runs weigh an image by Weight(key, r), so an image evaluated in
+// both enters replicate r of each with the same weight: its resampling is
+// shared, and what the two runs have in common cancels in the difference
+// (the paired bootstrap). An image in one run only enters its run's
+// replicates alone, independently of the other run's images, so the
+// intervals are those of the difference of the two runs' full-dataset
+// statistics over the union of their images: exactly the paired interval
+// when both runs saw the same images, and one that also carries the
+// sampling noise of the images that differ when they did not. A replicate
+// where either side is undefined (no class with a union, no loss) is left
+// out of that statistic's interval.
+func PairedDeltas(cand, base *Bootstrap, level float64) (DeltaIntervals, error) {
+	if cand.Classes != base.Classes {
+		return DeltaIntervals{}, errors.New("cannot pair bootstrap replicates of different numbers of classes")
+	}
+	c, n := cand.Classes, min(cand.Replicates, base.Replicates)
+	if err := errors.Join(cand.checkShape(), base.checkShape()); err != nil {
+		return DeltaIntervals{}, err
+	}
+	miou := make([]float64, 0, n)
+	loss := make([]float64, 0, n)
+	classIoU := make([][]float64, c)
+	rowC, rowB := make([]float64, c), make([]float64, c)
+	for r := range n {
+		mc, lc := cand.replicate(r, rowC)
+		mb, lb := base.replicate(r, rowB)
+		for t := range c {
+			if d := rowC[t] - rowB[t]; !math.IsNaN(d) {
+				classIoU[t] = append(classIoU[t], d)
+			}
+		}
+		if d := mc - mb; !math.IsNaN(d) {
+			miou = append(miou, d)
+		}
+		if d := lc - lb; !math.IsNaN(d) {
+			loss = append(loss, d)
+		}
+	}
+	iv := DeltaIntervals{Replicates: n, MIoU: percentiles(miou, level), PerImageLoss: percentiles(loss, level), ClassIoU: make([]Interval, c)}
+	for t := range c {
+		iv.ClassIoU[t] = percentiles(classIoU[t], level)
+	}
+	return iv, nil
+}
+
+// checkShape reports slices whose lengths do not match Replicates and
+// Classes.
+func (b *Bootstrap) checkShape() error {
+	if b.Replicates < 0 || b.Classes < 0 {
+		return fmt.Errorf("bootstrap of %d replicates and %d classes", b.Replicates, b.Classes)
+	}
+	return errors.Join(wantLen("bootstrap Class", b.Class, b.Replicates*b.Classes*3),
+		wantLen("bootstrap LossSum", b.LossSum, b.Replicates), wantLen("bootstrap LossWeight", b.LossWeight, b.Replicates))
+}
+
+// Percentiles returns the central interval holding the given fraction of
+// values (0.95 for 95%), interpolating between order statistics, as the
+// bootstrap intervals are computed; NaN bounds when values is empty. It
+// sorts values.
+func Percentiles(values []float64, level float64) Interval { return percentiles(values, level) }
 
 // percentiles returns the central interval holding the given fraction of
 // values, interpolating between order statistics.

@@ -309,7 +309,7 @@ func (e *Evaluator) classesOf(img *sample.Image) (int, error) {
 		return e.opt.Classes, nil
 	}
 	if img.Classes < 2 {
-		return 0, badInput("multiclass mode needs at least 2 classes of scores, got %s (binary models: --mode=binary)", describe(img))
+		return 0, badInput("multiclass mode needs at least 2 classes of scores, got %s (a binary model has one logit per pixel)", describe(img))
 	}
 	want := e.opt.Classes
 	if want == 0 && e.acc != nil {

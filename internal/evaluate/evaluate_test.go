@@ -101,7 +101,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"binary mode with class scores", func(o *Options) { o.Mode = Binary }, func() *sample.Image { return base }, "binary mode"},
 		{"one-class scores in multiclass mode", nil, func() *sample.Image {
 			return &sample.Image{Key: "k", Height: 12, Width: 10, Labels: base.Labels, Prediction: sample.Logits, Classes: 1, Scores: base.Scores[:120]}
-		}, "--mode=binary"},
+		}, "one logit per pixel"},
 	}
 	for _, tt := range tests {
 		opt := options()

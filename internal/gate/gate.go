@@ -30,6 +30,10 @@ type Thresholds struct {
 	MaxLossIncrease *float64 // candidate - baseline lovasz_softmax.per_image_mean
 	MaxClassIoUDrop *float64 // per class, baseline iou - candidate iou
 	MinMIoU         *float64 // floor on the candidate's miou
+	// Basis says what the three limits on a change from the baseline are
+	// held to (see Basis); "" is DefaultBasis. Floors are always held to
+	// the value.
+	Basis Basis
 }
 
 // Any reports whether some threshold is set.
@@ -43,8 +47,14 @@ type Check struct {
 	Baseline  *float64 `json:"baseline"`
 	Candidate *float64 `json:"candidate"`
 	Delta     *float64 `json:"delta"` // candidate - baseline
-	Threshold float64  `json:"threshold"`
-	OK        bool     `json:"ok"`
+	// CI95 is the paired 95% interval of the change, when the run was
+	// compared with this baseline, and Basis what the limit was applied to
+	// (see Basis): a check asked to use an interval it does not have falls
+	// back to the point delta and says so.
+	CI95      *[2]float64 `json:"ci95,omitempty"`
+	Basis     Basis       `json:"basis,omitempty"`
+	Threshold float64     `json:"threshold"`
+	OK        bool        `json:"ok"`
 }
 
 // Validation is validation.json.
@@ -52,7 +62,7 @@ type Validation struct {
 	RunID string `json:"run_id"`
 	OK    bool   `json:"ok"`
 	// MissingBaseline is true when there is no baseline to compare with:
-	// --baseline=latest before the model's first blessed run, or a gate of
+	// the Latest baseline before the model's first blessed run, or a gate of
 	// floors only. Then only floors apply.
 	MissingBaseline bool    `json:"missing_baseline"`
 	Baseline        string  `json:"baseline,omitempty"` // path of the baseline metrics.json
@@ -111,11 +121,28 @@ func Evaluate(candidate results.Metrics, baseline *results.Metrics, th Threshold
 	if baseline == nil {
 		return v, nil
 	}
+	basis, err := th.Basis.resolve()
+	if err != nil {
+		return Validation{}, err
+	}
+	// The paired intervals, when the run was compared with this baseline.
+	cmp := candidate.Comparison
+	if cmp != nil && cmp.BaselineRunID != baseline.RunID {
+		cmp = nil
+	}
+	interval := func(d func(*results.Comparison) *[2]float64) *[2]float64 {
+		if cmp == nil {
+			return nil
+		}
+		return d(cmp)
+	}
 	if th.MaxMIoUDrop != nil {
-		add(drop("max_miou_drop", baseline.MIoU, candidate.MIoU, *th.MaxMIoUDrop))
+		ci := interval(func(c *results.Comparison) *[2]float64 { return c.MIoUDelta.CI95 })
+		add(drop("max_miou_drop", baseline.MIoU, candidate.MIoU, *th.MaxMIoUDrop, basis, ci))
 	}
 	if th.MaxLossIncrease != nil {
-		add(rise("max_loss_increase", perImageLoss(*baseline), perImageLoss(candidate), *th.MaxLossIncrease))
+		ci := interval(func(c *results.Comparison) *[2]float64 { return c.PerImageLossDelta.CI95 })
+		add(rise("max_loss_increase", perImageLoss(*baseline), perImageLoss(candidate), *th.MaxLossIncrease, basis, ci))
 	}
 	if th.MaxClassIoUDrop != nil {
 		// Classes are matched by id, as the report matches them, not by
@@ -129,31 +156,66 @@ func Evaluate(candidate results.Metrics, baseline *results.Metrics, th Threshold
 			if !ok || b.IoU == nil {
 				continue // nothing to hold the class to
 			}
-			add(drop(fmt.Sprintf("max_class_iou_drop/%d %s", c.ID, c.Name), b.IoU, c.IoU, *th.MaxClassIoUDrop))
+			ci := interval(func(cmp *results.Comparison) *[2]float64 { return classInterval(cmp, c.ID) })
+			add(drop(fmt.Sprintf("max_class_iou_drop/%d %s", c.ID, c.Name), b.IoU, c.IoU, *th.MaxClassIoUDrop, basis, ci))
 		}
 	}
 	return v, nil
 }
 
+// classInterval is the paired interval of class id's IoU change, if any.
+func classInterval(cmp *results.Comparison, id int) *[2]float64 {
+	for _, c := range cmp.Classes {
+		if c.ID == id {
+			return c.IoUDelta.CI95
+		}
+	}
+	return nil
+}
+
 // drop checks that a higher-is-better metric fell by at most limit.
-func drop(name string, base, cand *float64, limit float64) Check {
-	return compare(name, base, cand, limit, func(delta float64) bool { return -delta <= limit })
+func drop(name string, base, cand *float64, limit float64, basis Basis, ci *[2]float64) Check {
+	return compare(name, base, cand, limit, basis, ci, -1)
 }
 
 // rise checks that a lower-is-better metric rose by at most limit.
-func rise(name string, base, cand *float64, limit float64) Check {
-	return compare(name, base, cand, limit, func(delta float64) bool { return delta <= limit })
+func rise(name string, base, cand *float64, limit float64, basis Basis, ci *[2]float64) Check {
+	return compare(name, base, cand, limit, basis, ci, +1)
 }
 
-// compare fills a check. Without a baseline value there is nothing to hold
-// the candidate to, and it passes; a candidate that lost a value the
-// baseline had fails.
-func compare(name string, base, cand *float64, limit float64, ok func(delta float64) bool) Check {
+// compare fills a check of a change whose worse direction is the sign
+// worse (-1: a drop is worse, +1: a rise). Without a baseline value there
+// is nothing to hold the candidate to, and it passes; a candidate that lost
+// a value the baseline had fails.
+func compare(name string, base, cand *float64, limit float64, basis Basis, ci *[2]float64, worse float64) Check {
 	c := Check{Name: name, Baseline: base, Candidate: cand, Threshold: limit, OK: base == nil}
-	if base != nil && cand != nil {
-		d := *cand - *base
-		c.Delta = &d
-		c.OK = ok(d)
+	if base == nil || cand == nil {
+		return c
+	}
+	d := *cand - *base
+	c.Delta = &d
+	// past reports whether a change is worse than the limit allows.
+	past := func(change float64) bool { return worse*change > limit }
+	c.CI95 = ci
+	if ci == nil || basis == Point {
+		c.Basis, c.OK = Point, !past(d)
+		return c
+	}
+	c.Basis = basis
+	// The interval's ends, nearest to no change and worse, in the worse
+	// direction.
+	worseEnd, nearEnd := ci[0], ci[1]
+	if worse > 0 {
+		worseEnd, nearEnd = ci[1], ci[0]
+	}
+	switch basis {
+	case Significant:
+		// Fails when the change is past the limit and worse than no
+		// change at all with 95% confidence (the interval excludes 0 on
+		// the worse side).
+		c.OK = !(past(d) && worse*nearEnd > 0)
+	case Bound:
+		c.OK = !past(worseEnd)
 	}
 	return c
 }
@@ -166,19 +228,4 @@ func perImageLoss(m results.Metrics) *float64 {
 		return m.LovaszHinge.PerImageMean
 	}
 	return nil
-}
-
-// HistoryLine is one line of a model's history.jsonl.
-type HistoryLine struct {
-	Date    string   `json:"date"`
-	RunID   string   `json:"run_id"`
-	Output  string   `json:"output"`
-	MIoU    *float64 `json:"miou"`
-	Loss    *float64 `json:"loss"`
-	Blessed bool     `json:"blessed"`
-}
-
-// NewHistoryLine records a finished run.
-func NewHistoryLine(m results.Metrics, date, output string, blessed bool) HistoryLine {
-	return HistoryLine{Date: date, RunID: m.RunID, Output: output, MIoU: m.MIoU, Loss: perImageLoss(m), Blessed: blessed}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/segeval/segeval/internal/results"
 	"github.com/segeval/segeval/internal/storage"
 )
 
@@ -19,13 +20,63 @@ import (
 //   - history.jsonl holds one HistoryLine per recorded run, in the order
 //     they were recorded, each run once;
 //   - LATEST names the model's last blessed run, the baseline of
-//     --baseline=latest (see LatestRun for its format).
+//     the Latest baseline (see LatestRun for its format).
 //
 // Publishing a run must be safe to repeat, since runners retry a failed
 // work item and restart failed jobs: recording a run that is already
 // recorded, or advancing LATEST to a run it already names, changes
 // nothing. Both are read-modify-writes through storage.Store.Update, so
 // concurrent runs of one model lose nothing either.
+
+// HistoryLine is one line of a model's history.jsonl: what the report's
+// trend chart shows of a past run.
+//
+// The format only grows: fields added later are omitted when empty, and a
+// row written before them reads with them nil, so old history files keep
+// working (the report draws what a row has). Added since the first format:
+// the intervals of mIoU and of the per-image loss, and the IoU of each
+// class.
+type HistoryLine struct {
+	Date    string   `json:"date"` // YYYY-MM-DD
+	RunID   string   `json:"run_id"`
+	Output  string   `json:"output"`
+	MIoU    *float64 `json:"miou"`
+	Loss    *float64 `json:"loss"` // the per-image loss, mean over images
+	Blessed bool     `json:"blessed"`
+	// MIoUInterval and LossInterval are the run's bootstrap intervals
+	// (results.Intervals), nil when it computed none.
+	MIoUInterval *results.Interval `json:"miou_interval,omitempty"`
+	LossInterval *results.Interval `json:"loss_interval,omitempty"`
+	// Classes holds each class's dataset IoU, in class id order.
+	Classes []ClassIoU `json:"classes,omitempty"`
+}
+
+// ClassIoU is one class's IoU in a HistoryLine; IoU is nil where it is
+// undefined (the class neither labeled nor predicted).
+type ClassIoU struct {
+	ID  int      `json:"id"`
+	IoU *float64 `json:"iou"`
+}
+
+// NewHistoryLine records a finished run.
+func NewHistoryLine(m results.Metrics, date, output string, blessed bool) HistoryLine {
+	h := HistoryLine{Date: date, RunID: m.RunID, Output: output, MIoU: m.MIoU, Loss: perImageLoss(m), Blessed: blessed}
+	if iv := m.Intervals; iv != nil {
+		h.MIoUInterval, h.LossInterval = definedInterval(iv.MIoU), definedInterval(iv.PerImageLoss)
+	}
+	for _, c := range m.Classes {
+		h.Classes = append(h.Classes, ClassIoU{ID: c.ID, IoU: c.IoU})
+	}
+	return h
+}
+
+// definedInterval is iv, or nil when neither bound is defined.
+func definedInterval(iv results.Interval) *results.Interval {
+	if iv.Low == nil && iv.High == nil {
+		return nil
+	}
+	return &iv
+}
 
 // RecordRun appends line to dir/history.jsonl, creating the file if
 // needed, unless a row with the same RunID is already there: a retried
@@ -110,7 +161,7 @@ func parseHistory(data []byte) ([]HistoryLine, error) {
 }
 
 // LatestRun is what a model's LATEST file says: the run that
-// --baseline=latest compares with.
+// the Latest baseline compares with.
 //
 // LATEST is text. Its first line is the run's output prefix, all that
 // readers of the first format used (they took the whole file, trimmed).

@@ -70,6 +70,12 @@ func TestBrowser(t *testing.T) {
 	in := Input{Metrics: m, LossBins: lossBins(497), Baseline: &base, Thumbnails: map[string]Thumbnail{
 		"bremen/000123": thumb, "bremen/000456": thumb, "aachen/000042": thumb,
 	}}
+	in.History = &History{
+		Runs: nights([]string{"2025-02-20", "2025-02-21", "2025-02-22", "2025-02-24", "2025-02-25", "2025-02-26",
+			"2025-02-27", "2025-02-28", "2025-03-01"}, map[int]bool{0: true}),
+		BaselineRunID: "run-7",
+	}
+	in.History.Runs[len(in.History.Runs)-1].RunID = m.RunID
 	page := filepath.Join(dir, "report.html")
 	f, err := os.Create(page)
 	if err != nil {
@@ -84,7 +90,7 @@ func TestBrowser(t *testing.T) {
 
 	// The DOM after loading: all sections there, no script.
 	dom, stderr := runChromium(t, bin, page, "--enable-logging=stderr", "--v=0", "--dump-dom")
-	for _, want := range []string{`id="headline"`, `id="classes"`, `id="confusion"`, `id="losses"`, `id="slices"`, `id="worst"`, "</html>"} {
+	for _, want := range []string{`id="headline"`, `id="history"`, `id="classes"`, `id="confusion"`, `id="losses"`, `id="slices"`, `id="worst"`, "</html>"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the DOM lacks %q", want)
 		}

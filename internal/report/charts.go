@@ -255,8 +255,30 @@ var heatPalette = sync.OnceValues(func() (palette.Palette, error) {
 	}
 	cm.SetMin(0)
 	cm.SetMax(1)
-	return palette.Reverse(cm).Palette(101), nil
+	// Not palette.Reverse(cm).Palette(101): the luminance map fails at
+	// some values on a control point (0.5 among them) and Palette leaves
+	// those colors nil, which a heat map draws as nothing (a white cell
+	// at 50%). Such a value is taken a hair away from the point instead.
+	rev := palette.Reverse(cm)
+	colors := make([]color.Color, 101)
+	for i := range colors {
+		v := float64(i) / 100
+		c, err := rev.At(v)
+		if err != nil {
+			c, err = rev.At(math.Nextafter(v, 0.5))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("heat palette at %v: %w", v, err)
+		}
+		colors[i] = c
+	}
+	return heatColors(colors), nil
 })
+
+// heatColors is a palette of the given colors.
+type heatColors []color.Color
+
+func (h heatColors) Colors() []color.Color { return h }
 
 // heatGrid is a heat map's values on integer coordinates.
 type heatGrid struct {

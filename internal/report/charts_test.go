@@ -139,3 +139,21 @@ func TestLossHistogram(t *testing.T) {
 		})
 	}
 }
+
+// TestHeatPaletteComplete checks that every value of [0, 1] has a color:
+// a nil one draws nothing, a white cell in a heat map.
+func TestHeatPaletteComplete(t *testing.T) {
+	pal, err := heatPalette()
+	if err != nil {
+		t.Fatal(err)
+	}
+	colors := pal.Colors()
+	if len(colors) != 101 {
+		t.Fatalf("%d colors, want 101", len(colors))
+	}
+	for i, c := range colors {
+		if c == nil {
+			t.Errorf("no color for %d%%", i)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package report
 
 import (
 	"fmt"
+	"image"
+	"image/color"
 	"math/rand/v2"
 	"testing"
 
@@ -180,17 +182,28 @@ func sceneMaps(t *testing.T, h, w int) (label, pred []int32) {
 	return label, pred
 }
 
-// thumbnail colors the scene of sceneMaps.
+// thumbnail draws the panels of the scene of sceneMaps, over a picture of
+// it: each class's region in a muted tone of its color, with a gradient
+// and some texture, as a photograph would have.
 func thumbnail(t *testing.T) Thumbnail {
 	t.Helper()
-	label, pred := sceneMaps(t, 256, 512)
-	l, err := Colorize(label, 256, 512, 19, 255, 200)
+	const h, w = 256, 512
+	label, pred := sceneMaps(t, h, w)
+	pic := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			c := label[y*w+x]
+			if c == 255 {
+				c = 0
+			}
+			base := classColor(c, 19)
+			shade := 0.55 + 0.35*float64(y)/h + 0.05*float64((x*7+y*13)%11)/10
+			pic.SetNRGBA(x, y, color.NRGBA{uint8(float64(base.R)*shade*0.6 + 40), uint8(float64(base.G)*shade*0.6 + 40), uint8(float64(base.B)*shade*0.6 + 40), 255})
+		}
+	}
+	th, err := NewThumbnail(ThumbnailSource{Height: h, Width: w, Labels: label, Pred: pred, Classes: 19, Ignore: 255, HasIgnore: true, Picture: pic}, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Colorize(pred, 256, 512, 19, 255, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return Thumbnail{Label: l, Prediction: p}
+	return th
 }

@@ -44,12 +44,17 @@ type Input struct {
 	Baseline *results.Metrics
 	// Thumbnails, by image key, are shown beside the worst images.
 	Thumbnails map[string]Thumbnail
+	// History, if not nil, is the model's recent runs, shown as a trend.
+	History *History
 }
 
-// Thumbnail is an image's label and prediction as PNG files, already
-// colored (see [Colorize]). Either may be nil.
+// Thumbnail is a worst image's panels as PNG or JPEG files, already drawn (see
+// [NewThumbnail]): its input picture, label, prediction and error map. Any
+// may be nil. Note, if not empty, says why a panel is missing (an input
+// image that could not be decoded, say).
 type Thumbnail struct {
-	Label, Prediction []byte
+	Image, Label, Prediction, Errors []byte
+	Note                             string
 }
 
 // undefined stands for a nil value.
@@ -91,6 +96,10 @@ type page struct {
 	IntervalNote string
 
 	Headline []metricRow
+	// Comparison is the run's comparison with its baseline, nil without.
+	Comparison *comparisonSection
+
+	History *historySection // nil without a history
 
 	Classes        []classRow
 	ClassChart     template.HTML
@@ -102,6 +111,10 @@ type page struct {
 
 	Slices []sliceRow
 	Worst  []worstList
+	// Thumbs tells whether any worst image has a thumbnail; IgnoredColor
+	// is the error maps' color of pixels not evaluated.
+	Thumbs       bool
+	IgnoredColor string
 
 	Inputs []string
 	Shards string
@@ -142,13 +155,15 @@ type worstList struct {
 	Title  string
 	Rows   []worstRow
 	Thumbs bool // whether any row has a thumbnail
+	Images bool // whether any row has an input picture
 }
 
 // worstRow is an image of a worstList.
 type worstRow struct {
-	Rank                   int
-	Key, Shard, Loss, MIoU string
-	Label, Prediction      template.URL // data: URIs, "" when missing
+	Rank                           int
+	Key, Shard, Loss, MIoU         string
+	Image, Label, Prediction, Errs template.URL // data: URIs, "" when missing
+	Note                           string
 }
 
 // better tells which way a metric improves.
@@ -295,6 +310,11 @@ func newPage(in Input) (*page, error) {
 		}
 		p.Headline = append(p.Headline, row)
 	}
+	p.Comparison = newComparison(m, p.Level, in.Thumbnails)
+
+	if p.History, err = historyOf(in); err != nil {
+		return nil, err
+	}
 
 	p.Classes, p.ClassIntervals = classRows(m, in.Baseline)
 	if len(m.Classes) > 0 {
@@ -324,6 +344,8 @@ func newPage(in Input) (*page, error) {
 			worstImages("Highest loss", w.HighestLoss, in.Thumbnails),
 			worstImages("Lowest per-image mIoU", w.LowestMIoU, in.Thumbnails),
 		}
+		p.Thumbs = p.Worst[0].Thumbs || p.Worst[1].Thumbs
+		p.IgnoredColor = hexColor(ErrorMapIgnored)
 	}
 
 	var size int64
@@ -437,20 +459,26 @@ func worstImages(title string, refs []results.ImageRef, thumbs map[string]Thumbn
 	for i, r := range refs {
 		row := worstRow{Rank: i + 1, Key: r.Key, Shard: r.Shard, Loss: formatFrac(r.Loss), MIoU: formatFrac(r.MIoU)}
 		if t, ok := thumbs[r.Key]; ok {
-			row.Label, row.Prediction = dataURI(t.Label), dataURI(t.Prediction)
-			l.Thumbs = l.Thumbs || row.Label != "" || row.Prediction != ""
+			row.Image, row.Label, row.Prediction, row.Errs = dataURI(t.Image), dataURI(t.Label), dataURI(t.Prediction), dataURI(t.Errors)
+			row.Note = t.Note
+			l.Thumbs = l.Thumbs || row.Label != "" || row.Prediction != "" || row.Errs != ""
+			l.Images = l.Images || row.Image != ""
 		}
 		l.Rows = append(l.Rows, row)
 	}
 	return l
 }
 
-// dataURI is a data: URI of a PNG file, "" for none.
-func dataURI(png []byte) template.URL {
-	if len(png) == 0 {
+// dataURI is a data: URI of a PNG or JPEG file, "" for none.
+func dataURI(img []byte) template.URL {
+	if len(img) == 0 {
 		return ""
 	}
-	return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+	mime := "image/png"
+	if bytes.HasPrefix(img, []byte{0xff, 0xd8}) {
+		mime = "image/jpeg"
+	}
+	return template.URL("data:" + mime + ";base64," + base64.StdEncoding.EncodeToString(img))
 }
 
 // newDelta is the change from base to v of a metric that improves in

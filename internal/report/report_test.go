@@ -54,7 +54,7 @@ func TestRender(t *testing.T) {
 		name   string
 		in     Input
 		svgs   int // inline <svg> charts
-		pngs   int // data:image/png thumbnails
+		pngs   int // data:image/png and image/jpeg thumbnails
 		want   []check
 		absent []string // substrings the page must not hold
 	}{{
@@ -93,7 +93,7 @@ func TestRender(t *testing.T) {
 		in: Input{Metrics: withExtras(plain), LossBins: lossBins(497), Baseline: &baseline,
 			Thumbnails: map[string]Thumbnail{"bremen/000123": thumb, "aachen/000042": {Label: thumb.Label}}},
 		svgs: 3,
-		pngs: 3,
+		pngs: 5, // image, label, prediction and error map, then a label alone
 		want: []check{
 			{"headline", "mIoU", []string{">[0.7012, 0.7544]<"}},
 			{"headline", "Lovász-Softmax, per-image mean", []string{">[0.2711, –]<"}},
@@ -181,7 +181,7 @@ func TestRender(t *testing.T) {
 			if got := strings.Count(html, `<svg class="chart"`); got != tt.svgs {
 				t.Errorf("%d charts, want %d", got, tt.svgs)
 			}
-			if got := strings.Count(html, `src="data:image/png;base64,`); got != tt.pngs {
+			if got := strings.Count(html, `src="data:image/png;base64,`) + strings.Count(html, `src="data:image/jpeg;base64,`); got != tt.pngs {
 				t.Errorf("%d thumbnails, want %d", got, tt.pngs)
 			}
 		})

@@ -67,6 +67,8 @@ type Metrics struct {
 	Slices []Slice `json:"slices,omitempty"`
 	// Worst lists the images with the highest loss and the lowest mIoU.
 	Worst *WorstImages `json:"worst_images,omitempty"`
+	// Comparison compares the run with its baseline, when it has one.
+	Comparison *Comparison `json:"comparison,omitempty"`
 }
 
 // Interval is a confidence interval [Low, High]; nil bounds are undefined.

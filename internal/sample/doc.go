@@ -14,7 +14,8 @@
 //
 // Scores may be float16, float32 or float64; class ids may be any integer
 // type. An optional json member holds a JSON object of metadata, and other
-// members (the input image, say) are ignored.
+// members are ignored by Decode. The input image (jpg, jpeg, png or webp),
+// which only the report shows, is read by [DecodeInputImage].
 //
 // An .npz archive, as numpy.savez or numpy.savez_compressed write it (and
 // nnU-Net, whose float16 softmax it stores as softmax or probabilities),
