@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"strings"
 	"testing"
 )
@@ -219,4 +220,13 @@ func TestCheckPicture(t *testing.T) {
 			t.Errorf("picture %dx%d (WxH), label %dx%d (HxW): %v, want ok=%v", tt.w, tt.h, tt.labelH, tt.labelW, err, tt.ok)
 		}
 	}
+}
+
+func decodePNG(t *testing.T, data []byte) image.Image {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("decoding the PNG: %v", err)
+	}
+	return img
 }

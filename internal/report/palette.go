@@ -1,12 +1,7 @@
 package report
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"image"
 	"image/color"
-	"image/png"
 )
 
 // cityscapes holds the colors of the 19 Cityscapes training classes (road,
@@ -51,44 +46,6 @@ func vocColor(c int32) color.NRGBA {
 		c >>= 3
 	}
 	return color.NRGBA{r, g, b, 255}
-}
-
-// Colorize paints a class map (labels or predictions, height*width values in
-// row-major order) with a standard palette: the Cityscapes colors when
-// classes == 19, the PASCAL VOC palette otherwise. The ignore value and any
-// value outside [0, classes) are VOC's void color (224, 224, 192). The image is downscaled (nearest
-// neighbour, so that every pixel keeps a class color) until its longer side
-// is at most maxSide pixels, keeping the aspect ratio, and returned as PNG.
-func Colorize(classMap []int32, height, width, classes int, ignore int32, maxSide int) ([]byte, error) {
-	switch {
-	case height <= 0 || width <= 0:
-		return nil, fmt.Errorf("report: colorize: bad size %dx%d", height, width)
-	case len(classMap) != height*width:
-		return nil, fmt.Errorf("report: colorize: %d values for a %dx%d map", len(classMap), height, width)
-	case classes <= 0:
-		return nil, fmt.Errorf("report: colorize: %d classes", classes)
-	case maxSide <= 0:
-		return nil, errors.New("report: colorize: maxSide must be positive")
-	}
-	outH, outW := fit(height, width, maxSide)
-	img := image.NewNRGBA(image.Rect(0, 0, outW, outH))
-	for y := range outH {
-		// Sample the source pixel under the center of the output pixel.
-		sy := (2*y + 1) * height / (2 * outH)
-		for x := range outW {
-			sx := (2*x + 1) * width / (2 * outW)
-			c := void
-			if v := classMap[sy*width+sx]; v != ignore {
-				c = classColor(v, classes)
-			}
-			img.SetNRGBA(x, y, c)
-		}
-	}
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		return nil, fmt.Errorf("report: colorize: %w", err)
-	}
-	return buf.Bytes(), nil
 }
 
 // fit returns the size of a height x width image scaled down so that its
