@@ -278,7 +278,7 @@ func inProcess(path string) (imgs int, shardBytes int64, took time.Duration, err
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	var dec sample.Decoder
+	dec := sample.Decoder{Float16Bits: true}
 	// The same work as cmd/run with its default flags, which check the
 	// probabilities and draw 200 bootstrap replicates.
 	ev := evaluate.NewEvaluator(evaluate.Options{Mode: evaluate.Multiclass, Classes: *classes, ClassSet: lovasz.ClassSet{Mode: lovasz.Present},

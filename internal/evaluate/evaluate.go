@@ -109,6 +109,7 @@ type Result struct {
 type Evaluator struct {
 	opt    Options
 	ev     *lovasz.Evaluator
+	fused  *lovasz.Fused // made on first use
 	probs  []float32
 	pred   []int32
 	counts *lovasz.Counts    // this image's
@@ -131,6 +132,7 @@ func NewEvaluator(opt Options) *Evaluator {
 // no image-sized memory; the next image allocates them again.
 func (e *Evaluator) Release() {
 	e.ev = lovasz.NewEvaluator()
+	e.fused = nil
 	e.probs, e.pred = nil, nil
 }
 
@@ -220,19 +222,7 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 		}
 		res.ValidPixels = e.counts.ValidPixels()
 	default:
-		probs := img.Scores
-		if img.Prediction == sample.Probs && e.opt.ProbTolerance > 0 {
-			if err := e.ev.CheckProbabilities(probs, classes, w, e.opt.ProbTolerance); err != nil {
-				return Result{}, err
-			}
-		}
-		if img.Prediction == sample.Logits {
-			if e.probs, err = e.ev.Softmax(img.Scores, classes, e.probs); err != nil {
-				return Result{}, err
-			}
-			probs = e.probs
-		}
-		loss, err := e.ev.LovaszSoftmax(probs, img.Labels, classes, h, w, opt, e.hist)
+		loss, err := e.softmaxLoss(img, classes, opt)
 		if err != nil {
 			return Result{}, err
 		}
@@ -240,9 +230,6 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 		if loss.ValidPixels > 0 {
 			res.Loss, res.LossBound = loss.Loss, loss.Bound
 			perClass = loss.PerClass
-		}
-		if err := e.ev.CountArgmax(probs, img.Labels, h, w, opt, e.counts); err != nil {
-			return Result{}, err
 		}
 	}
 	res.MIoU = e.counts.MeanIoU()
@@ -288,9 +275,34 @@ func (e *Evaluator) PredictionMap(img *sample.Image) ([]int32, int, error) {
 		return e.pred, classes, nil
 	case img.Prediction == sample.ArgmaxMap:
 		return img.Pred, classes, nil
+	case img.Half != nil:
+		e.pred, err = lovasz.ArgmaxHalf(img.Half, classes, img.Width, e.pred)
+		return e.pred, classes, err
 	}
 	pred, err := e.ev.Argmax(img.Scores, classes, img.Width)
 	return pred, classes, err
+}
+
+// softmaxLoss checks img's probabilities, or makes them from its logits,
+// adds the confusion of its argmax to e.counts and its errors to e.hist, and
+// returns its Lovász-Softmax loss, by way of lovasz.Fused: one blocked pass
+// for the check (or softmax), the argmax and the confusion, and for float16
+// bits an exact loss without a float32 copy. The argmax of logits is taken
+// on the logits, as numpy's, not on probabilities rounded to float32, where
+// two classes can tie.
+func (e *Evaluator) softmaxLoss(img *sample.Image, classes int, opt lovasz.Options) (loss lovasz.ImageLoss, err error) {
+	h, w := img.Height, img.Width
+	if e.fused == nil {
+		e.fused = lovasz.NewFused()
+	}
+	switch {
+	case img.Prediction == sample.Logits:
+		loss, e.probs, err = e.fused.Logits(img.Scores, img.Labels, classes, h, w, opt, e.hist, e.counts, e.probs)
+		return loss, err
+	case img.Half != nil:
+		return e.fused.Half(img.Half, img.Labels, classes, h, w, opt, e.opt.ProbTolerance, e.hist, e.counts)
+	}
+	return e.fused.Probs(img.Scores, img.Labels, classes, h, w, opt, e.opt.ProbTolerance, e.hist, e.counts)
 }
 
 // classesOf checks the image's prediction against the mode and the

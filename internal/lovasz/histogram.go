@@ -103,6 +103,9 @@ func (h *Histogram) Merge(o *Histogram) error {
 			h.Classes, h.BinsPerOctave, o.Classes, o.BinsPerOctave)
 	}
 	for i := range h.FgCount {
+		if o.FgCount[i] == 0 && o.BgCount[i] == 0 && o.FgSum[i].IsZero() && o.BgSum[i].IsZero() {
+			continue // one image's histogram is mostly empty bins
+		}
 		h.FgCount[i] += o.FgCount[i]
 		h.BgCount[i] += o.BgCount[i]
 		h.FgSum[i].Merge(o.FgSum[i])

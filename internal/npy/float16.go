@@ -1,6 +1,11 @@
 package npy
 
-import "math"
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+)
 
 // Float16ToFloat32 converts an IEEE 754 half-precision value, given by its
 // bits, to float32. The conversion is exact: every float16 value, including
@@ -69,4 +74,38 @@ func roundShift(x uint32, s uint) uint32 {
 		q++
 	}
 	return q
+}
+
+// DecodeFloat16Bits decodes a .npy file of float16 elements into their bits,
+// in C (row-major) order whatever the file's order, and returns them with
+// the array's shape. It converts nothing: callers that work on the bits
+// (a float16 value has one of 2^16 patterns) save a float32 copy twice the
+// size. The bits are stored in dst when its capacity suffices.
+func DecodeFloat16Bits(data []byte, lim Limits, dst []uint16) ([]uint16, []int, error) {
+	a, err := parse(data, lim)
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.dt.code != "f2" {
+		return nil, nil, fmt.Errorf("npy: dtype %q is not float16", a.dt.descr)
+	}
+	out := resize(dst, a.n)
+	b := a.body
+	if a.dt.order == binary.LittleEndian {
+		for i := range out { // a concrete byte order inlines; the interface would not
+			out[i] = binary.LittleEndian.Uint16(b[2*i:])
+		}
+		return out, a.shape, nil
+	}
+	for i := range out {
+		out[i] = a.dt.order.Uint16(b[2*i:])
+	}
+	return out, a.shape, nil
+}
+
+// IsFloat16 reports whether the .npy file in data holds float16 elements,
+// from its header alone.
+func IsFloat16(data []byte) bool {
+	h, _, err := ReadHeader(bytes.NewReader(data))
+	return err == nil && len(h.Descr) == 3 && h.Descr[1:] == "f2"
 }

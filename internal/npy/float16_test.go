@@ -2,6 +2,7 @@ package npy
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -96,6 +97,69 @@ func TestFloat32ToFloat16(t *testing.T) {
 	for _, tt := range tests {
 		if got := Float32ToFloat16(tt.f); got != tt.want {
 			t.Errorf("Float32ToFloat16(%g) = %#04x, want %#04x", tt.f, got, tt.want)
+		}
+	}
+}
+
+func TestDecodeFloat16Bits(t *testing.T) {
+	bits := []uint16{0x0000, 0x8000, 0x3c00, 0x0001, 0x7e00, 0xbc00}
+	tests := []struct {
+		name string
+		data []byte
+		want []uint16 // nil: an error
+	}{
+		{"little-endian", rawFile(1, dict("<f2", "(2, 3)"), littleEndian(bits)), bits},
+		{"big-endian", rawFile(1, dict(">f2", "(6,)"), bigEndian(bits)), bits},
+		{"fortran order", rawFile(1, fortranDict("<f2", "(2, 3)"), littleEndian([]uint16{0, 1, 2, 3, 4, 5})), []uint16{0, 2, 4, 1, 3, 5}},
+		{"float32", rawFile(1, dict("<f4", "(1,)"), littleEndian([]float32{1})), nil},
+		{"integers", rawFile(1, dict("<u2", "(1,)"), littleEndian([]uint16{1})), nil},
+		{"truncated", rawFile(1, dict("<f2", "(4,)"), littleEndian(bits[:3])), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, err := DecodeFloat16Bits(tt.data, testLimits, nil)
+			if tt.want == nil {
+				if err == nil {
+					t.Fatalf("decoded %v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %#04x, want %#04x", got, tt.want)
+			}
+			if !IsFloat16(tt.data) {
+				t.Error("IsFloat16 is false")
+			}
+		})
+	}
+	if IsFloat16(rawFile(1, dict("<f4", "(1,)"), littleEndian([]float32{1}))) {
+		t.Error("IsFloat16 is true for float32")
+	}
+}
+
+func TestViewFloat16(t *testing.T) {
+	bits := []uint16{0x0000, 0x8000, 0x3c00, 0x0001, 0x7e00, 0xbc00}
+	le := rawFile(1, dict("<f2", "(2, 3)"), littleEndian(bits))
+	got, ok := ViewFloat16(le, testLimits)
+	if !ok || !slices.Equal(got, bits) {
+		t.Fatalf("view %#04x, %v; want %#04x", got, ok, bits)
+	}
+	le[len(le)-1] ^= 0x80 // the view aliases the file
+	if got[5] != bits[5]^0x8000 {
+		t.Errorf("view does not alias the file: %#04x", got[5])
+	}
+	for name, data := range map[string][]byte{
+		"big-endian":    rawFile(1, dict(">f2", "(6,)"), bigEndian(bits)),
+		"fortran order": rawFile(1, fortranDict("<f2", "(2, 3)"), littleEndian(bits)),
+		"float32":       rawFile(1, dict("<f4", "(1,)"), littleEndian([]float32{1})),
+		"truncated":     rawFile(1, dict("<f2", "(6,)"), littleEndian(bits[:5])),
+		"misaligned":    append([]byte{0}, le...)[1:],
+	} {
+		if _, ok := ViewFloat16(data, testLimits); ok {
+			t.Errorf("%s: viewed, want false", name)
 		}
 	}
 }

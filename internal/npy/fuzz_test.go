@@ -1,14 +1,15 @@
 package npy
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// FuzzDecode feeds arbitrary bytes to both decoders. They must never panic,
-// and what they return must respect the element limit and agree with the
-// shape.
+// FuzzDecode feeds arbitrary bytes to the decoders. They must never panic,
+// what they return must respect the element limit and agree with the shape,
+// and float16 bits must be the values DecodeFloat32 returns.
 func FuzzDecode(f *testing.F) {
 	fixtures, err := filepath.Glob(filepath.Join("testdata", "*.npy"))
 	if err != nil {
@@ -34,6 +35,19 @@ func FuzzDecode(f *testing.F) {
 		ints, shape, err := DecodeInt32(data, lim, nil)
 		if err == nil {
 			checkDecoded(t, len(ints), shape, lim)
+		}
+		bits, shape, err := DecodeFloat16Bits(data, lim, nil)
+		if err == nil {
+			checkDecoded(t, len(bits), shape, lim)
+			// The bits are the float16 values DecodeFloat32 converts.
+			if len(floats) != len(bits) || !IsFloat16(data) {
+				t.Fatalf("%d float16 values, %d floats, IsFloat16 %v", len(bits), len(floats), IsFloat16(data))
+			}
+			for i, b := range bits {
+				if math.Float32bits(Float16ToFloat32(b)) != math.Float32bits(floats[i]) {
+					t.Fatalf("value %d: bits %#04x, float %v", i, b, floats[i])
+				}
+			}
 		}
 	})
 }

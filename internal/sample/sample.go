@@ -38,8 +38,12 @@ type Image struct {
 	Classes int
 	// Scores holds Classes*Height*Width values, class-major (all pixels of
 	// class 0, then of class 1, ...), for Probs and Logits, whatever the
-	// layout of the file.
+	// layout of the file. It is nil when Half holds the scores.
 	Scores []float32
+	// Half holds float16 probabilities as their bits, class-major as
+	// Scores, in place of Scores, when the Decoder's Float16Bits is set.
+	// It may alias the sample's member bytes (see Decoder.Float16Bits).
+	Half []uint16
 	// Pred holds Height*Width predicted class ids, row-major, for
 	// ArgmaxMap.
 	Pred []int32
@@ -128,9 +132,22 @@ var (
 // Decoder decodes samples, reusing its buffers from one sample to the next.
 // The zero value is ready to use. A Decoder is not safe for concurrent use.
 type Decoder struct {
+	// Float16Bits keeps float16 probabilities as their bits in
+	// Image.Half instead of converting them into Image.Scores, for a
+	// consumer that evaluates the bits (internal/lovasz's Fused.Half).
+	// Channels-first little-endian arrays are not even copied: Half then
+	// aliases the sample's member bytes, and is valid while they are
+	// (as well as until the next Decode). An 80 MB float16 Cityscapes map
+	// costs no memory beyond its member, instead of a 160 MB float32 copy.
+	Float16Bits bool
+
 	labels []int32
 	scores []float32
-	pred   []int32
+	half   []uint16
+	// hwcHalf holds channels-last float16 bits before they are
+	// transposed into half.
+	hwcHalf []uint16
+	pred    []int32
 	// hwc holds channels-last scores before they are transposed into
 	// scores.
 	hwc []float32
@@ -182,7 +199,7 @@ func (d *Decoder) Decode(s *shard.Sample, shardName string, opt Options) (*Image
 		}
 		d.pred = img.Pred
 	} else {
-		img.Scores, img.Classes, ph, pw, err = d.decodeScores(predField, s.Fields[predField], img.Prediction, opt)
+		img.Scores, img.Half, img.Classes, ph, pw, err = d.decodeScores(predField, s.Fields[predField], img.Prediction, opt)
 		if err != nil {
 			return nil, fail(predField, err)
 		}
@@ -261,8 +278,9 @@ func decodeIDs(field string, data []byte, lim Limits, dst []int32) ([]int32, int
 
 // decodeScores decodes a probs or logits member, a .npy file or an .npz
 // archive of one, into class-major scores held in d's buffers, and returns
-// them with the class count, height and width.
-func (d *Decoder) decodeScores(field string, data []byte, kind Prediction, opt Options) (scores []float32, c, h, w int, err error) {
+// them with the class count, height and width. Float16 probabilities come
+// back as bits in half instead of scores when d.Float16Bits is set.
+func (d *Decoder) decodeScores(field string, data []byte, kind Prediction, opt Options) (scores []float32, half []uint16, c, h, w int, err error) {
 	if strings.HasSuffix(field, ".npz") {
 		var array string
 		data, array, err = npz.Member(data, opt.NPZKey, opt.Limits.MaxMemberBytes)
@@ -270,7 +288,7 @@ func (d *Decoder) decodeScores(field string, data []byte, kind Prediction, opt O
 			err = fmt.Errorf("%w (choose one with --npz_key)", err)
 		}
 		if err != nil {
-			return nil, 0, 0, 0, err
+			return nil, nil, 0, 0, 0, err
 		}
 		defer func() {
 			if err != nil {
@@ -281,35 +299,58 @@ func (d *Decoder) decodeScores(field string, data []byte, kind Prediction, opt O
 	layout := layoutOf(opt)
 	c, h, w, err = scoresShape(data, kind, layout)
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return nil, nil, 0, 0, 0, err
 	}
 	if err := checkSize(h, w, opt.Limits); err != nil {
-		return nil, 0, 0, 0, err
+		return nil, nil, 0, 0, 0, err
 	}
 	if c < 1 || c > opt.Limits.MaxClasses {
-		return nil, 0, 0, 0, fmt.Errorf("%d classes, want 1 to %d", c, opt.Limits.MaxClasses)
+		return nil, nil, 0, 0, 0, fmt.Errorf("%d classes, want 1 to %d", c, opt.Limits.MaxClasses)
 	}
 	lim := npy.Limits{MaxElements: int64(c) * int64(h) * int64(w)}
-	if layout == CHW || c == 1 {
-		// One class has the same order in both layouts.
-		scores, _, err = npy.DecodeFloat32(data, lim, d.scores)
-		if err != nil {
-			return nil, 0, 0, 0, err
+	// One class has the same order in both layouts.
+	chw := layout == CHW || c == 1
+	if d.Float16Bits && kind == Probs && npy.IsFloat16(data) {
+		if view, ok := npy.ViewFloat16(data, lim); ok && chw {
+			// No copy: the bits alias the member (see Float16Bits).
+			// d.half is left alone, so that no later Decode writes
+			// through the view into a member.
+			return nil, view, c, h, w, nil
 		}
-		d.scores = scores
-		return scores, c, h, w, nil
+		d.half, d.hwcHalf, err = decodeInto(npy.DecodeFloat16Bits, data, lim, d.half, d.hwcHalf, chw, c)
+		if err != nil {
+			return nil, nil, 0, 0, 0, err
+		}
+		return nil, d.half, c, h, w, nil
 	}
-	raw, _, err := npy.DecodeFloat32(data, lim, d.hwc)
+	d.scores, d.hwc, err = decodeInto(npy.DecodeFloat32, data, lim, d.scores, d.hwc, chw, c)
 	if err != nil {
-		return nil, 0, 0, 0, err
+		return nil, nil, 0, 0, 0, err
 	}
-	d.hwc = raw
-	if cap(d.scores) < len(raw) {
-		d.scores = make([]float32, len(raw))
+	return d.scores, nil, c, h, w, nil
+}
+
+// decodeInto decodes an array of c classes with decode into dst, class-major:
+// directly when chw is set, by way of the channels-last buffer hwc
+// otherwise. It returns both buffers, for reuse.
+func decodeInto[T any](decode func([]byte, npy.Limits, []T) ([]T, []int, error), data []byte, lim npy.Limits, dst, hwc []T, chw bool, c int) ([]T, []T, error) {
+	if chw {
+		out, _, err := decode(data, lim, dst)
+		if err != nil {
+			return dst, hwc, err
+		}
+		return out, hwc, nil
 	}
-	d.scores = d.scores[:len(raw)]
-	transposeHWC(d.scores, raw, c)
-	return d.scores, c, h, w, nil
+	raw, _, err := decode(data, lim, hwc)
+	if err != nil {
+		return dst, hwc, err
+	}
+	if cap(dst) < len(raw) {
+		dst = make([]T, len(raw))
+	}
+	dst = dst[:len(raw)]
+	transposeHWC(dst, raw, c)
+	return dst, raw, nil
 }
 
 // scoresShape returns the class count, height and width of a probs or logits
@@ -343,7 +384,7 @@ func scoresShape(data []byte, kind Prediction, layout Layout) (c, h, w int, err 
 // transposeHWC stores the channels-last scores src, the c scores of pixel 0,
 // then those of pixel 1, ..., into dst class-major. It writes dst in order
 // and reads src with a stride of c, which is small.
-func transposeHWC(dst, src []float32, c int) {
+func transposeHWC[T any](dst, src []T, c int) {
 	pixels := len(src) / c
 	for k := range c {
 		plane := dst[k*pixels : (k+1)*pixels]

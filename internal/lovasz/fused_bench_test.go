@@ -1,0 +1,114 @@
+package lovasz
+
+import (
+	"fmt"
+	"testing"
+)
+
+// fusedSizes are the images of the fused benchmarks: the two standard ones
+// and a small one, whose cost per pixel shows the fixed cost per image.
+var fusedSizes = append(benchSizes[:len(benchSizes):len(benchSizes)], struct {
+	name          string
+	classes, h, w int
+}{"small32", 19, 32, 32})
+
+// BenchmarkFusedHalf is the whole per-image evaluation of float16
+// probabilities (check at tolerance 0.01, argmax and confusion, loss, dataset
+// histogram) on refbench.py's distribution rounded to float16. ns/px is the
+// cost per pixel, to compare image sizes.
+func BenchmarkFusedHalf(b *testing.B) {
+	for _, sz := range fusedSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			im := benchImage(sz.classes, sz.h, sz.w, 1)
+			probs := toHalf(im.probs)
+			f := NewFused()
+			counts := NewCounts(sz.classes)
+			hist, err := NewHistogram(sz.classes, DefaultBinsPerOctave)
+			if err != nil {
+				b.Fatal(err)
+			}
+			run := func() {
+				counts.Reset()
+				if _, err := f.Half(probs, im.labels, sz.classes, sz.h, sz.w, Options{}, 0.01, hist, counts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			run() // warm the buffers
+			b.SetBytes(int64(len(probs)) * 2)
+			b.ReportAllocs()
+			for b.Loop() {
+				run()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(sz.h*sz.w), "ns/px")
+		})
+	}
+}
+
+// BenchmarkReferenceHalf is what BenchmarkFusedHalf replaces: the same image
+// as float32 values through CheckProbabilities, LovaszSoftmax and
+// CountArgmax.
+func BenchmarkReferenceHalf(b *testing.B) {
+	for _, sz := range fusedSizes {
+		b.Run(sz.name, func(b *testing.B) {
+			im := benchImage(sz.classes, sz.h, sz.w, 1)
+			probs := fromHalf(toHalf(im.probs))
+			f := NewFused()
+			counts := NewCounts(sz.classes)
+			hist, err := NewHistogram(sz.classes, DefaultBinsPerOctave)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				counts.Reset()
+				if _, err := f.reference(probs, im.labels, sz.classes, sz.h, sz.w, Options{}, 0.01, hist, counts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(sz.h*sz.w), "ns/px")
+		})
+	}
+}
+
+// BenchmarkFusedHalfStages times the fused path's two passes apart: the
+// blocked pass (check, argmax, confusion) and the per-class loss, and the
+// reference's argmax and confusion on the same values beside them.
+func BenchmarkFusedHalfStages(b *testing.B) {
+	for _, sz := range fusedSizes[:2] {
+		im := benchImage(sz.classes, sz.h, sz.w, 1)
+		probs := toHalf(im.probs)
+		f := NewFused()
+		if _, err := f.Half(probs, im.labels, sz.classes, sz.h, sz.w, Options{}, 0.01, nil, NewCounts(sz.classes)); err != nil {
+			b.Fatal(err)
+		}
+		p := sz.h * sz.w
+		f32 := fromHalf(probs)
+		b.Run(fmt.Sprintf("%s/reference-argmax+counts", sz.name), func(b *testing.B) {
+			counts := NewCounts(sz.classes)
+			for b.Loop() {
+				if err := f.ref.CountArgmax(f32, im.labels, sz.h, sz.w, Options{}, counts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("%s/argmax+counts", sz.name), func(b *testing.B) {
+			for b.Loop() {
+				f.resetConf(sz.classes)
+				if !f.halfBlocks(probs, im.labels, sz.classes, p, Options{}, 0.01, halfTablesOnce()) {
+					b.Fatal("check failed")
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("%s/loss", sz.name), func(b *testing.B) {
+			hist, err := NewHistogram(sz.classes, DefaultBinsPerOctave)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				for c := range sz.classes {
+					f.halfClassLoss(probs[c*p:(c+1)*p], c, sz.classes, Options{}, hist, halfTablesOnce())
+				}
+			}
+		})
+	}
+}

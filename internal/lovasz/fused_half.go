@@ -1,0 +1,386 @@
+package lovasz
+
+import (
+	"math"
+	"math/bits"
+)
+
+// halfScratch holds the float16 path's per-class counts. Every count is zero
+// between classes: the gather that reads a count clears it.
+type halfScratch struct {
+	bg [halfBgSlots]uint32 // background pixels by magnitude bits of p
+	fg [halfFgSlots]uint32 // foreground pixels by fgSlot(p)
+	// mark flags the positions in halfTables.order that a small image
+	// touched, so that its walk visits those instead of every slot.
+	mark []uint64
+}
+
+// halfSparsePixels is the image size below which a class's walk visits only
+// the slots its pixels touched: below it, a walk over all ~48k slots would
+// cost more than binning the pixels.
+const halfSparsePixels = 1 << 14
+
+// Half evaluates an image of float16 class probabilities, given by their
+// bits as probs[c*H*W+i], without converting them. It checks them as
+// CheckProbabilities does at tolerance tol (0 turns the check off), adds the
+// confusion of labels against their argmax to counts, adds every class's
+// errors to hist when it is not nil, and returns the Lovász-Softmax loss.
+//
+// Each distinct float16 value is a bin of its own, so the loss is exact:
+// Bound is 0.
+func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int, opt Options, tol float64, hist *Histogram, counts *Counts) (ImageLoss, error) {
+	if err := checkFused(len(probs), labels, classes, height, width, opt, hist, counts); err != nil {
+		return ImageLoss{}, err
+	}
+	p := height * width
+	if int64(p) >= math.MaxInt32 {
+		// Counts are uint32; images this large take the reference path.
+		return f.halfReference(probs, labels, classes, height, width, opt, tol, hist, counts)
+	}
+	if !(f.rng.tol == tol) {
+		f.rng = newHalfRange(tol)
+	}
+	t := halfTablesOnce()
+	if f.half == nil {
+		f.half = &halfScratch{mark: make([]uint64, (len(t.order)+63)/64)}
+	}
+	f.resetConf(classes)
+	if !f.halfBlocks(probs, labels, classes, p, opt, tol, t) {
+		return f.halfReference(probs, labels, classes, height, width, opt, tol, hist, counts)
+	}
+	ev := f.ref
+	if err := ev.groupByLabel(labels, classes, width, opt); err != nil {
+		return ImageLoss{}, err // the blocked pass checked the labels already
+	}
+	ev.selectClasses(classes, opt.Classes)
+	res := ImageLoss{ValidPixels: int64(ev.start[classes]), PerClass: ev.perClass}
+	if res.ValidPixels == 0 {
+		return res, nil
+	}
+	counted := 0
+	for c := range classes {
+		if !ev.inSet[c] && hist == nil {
+			continue
+		}
+		loss := f.halfClassLoss(probs[c*p:(c+1)*p], c, classes, opt, hist, t)
+		if ev.inSet[c] {
+			res.PerClass[c] = loss
+			res.Loss += loss
+			counted++
+		}
+	}
+	if counted > 0 {
+		res.Loss /= float64(counted)
+	}
+	f.commit(counts)
+	return res, nil
+}
+
+// halfBlocks is the blocked pass over float16 planes: it checks every value
+// against f.rng and, when tol > 0, every pixel's sum, and counts the
+// confusion into f.conf. It reports whether the image passed every check,
+// labels included.
+//
+// Each pixel's running maximum is one word, its key in the high half and
+// 0xffff minus the class in the low half: one max per value keeps the
+// largest key and, among equal keys, the lowest class.
+func (f *Fused) halfBlocks(probs []uint16, labels []int32, classes, p int, opt Options, tol float64, t *halfTables) bool {
+	limit := sumLimit(tol)
+	// Non-negative values up to fastHi pass both checks; their key is
+	// their bits. Anything else (a sign bit, a value too large) sends
+	// the block through the signed loop, which tells the two apart.
+	fastHi := uint16(max(f.rng.hi, 0))
+	for s := 0; s < p; s += fusedBlock {
+		e := min(s+fusedBlock, p)
+		best, sum := f.best[:e-s], f.sum[:e-s]
+		if !halfBlockFast(probs, best, sum, classes, p, s, tol > 0, fastHi, t) &&
+			!f.halfBlockSigned(probs, best, sum, classes, p, s, tol > 0, t) {
+			return false
+		}
+		if tol > 0 && !sumsWithin(sum, limit) {
+			return false
+		}
+		arg := f.arg[:e-s]
+		for j, m := range best {
+			arg[j] = 0xffff - int32(m&0xffff)
+		}
+		if !countArgs(f.conf, labels[s:e], arg, classes, opt) {
+			return false
+		}
+	}
+	return true
+}
+
+// halfBlockFast runs the block of pixels starting at s through every class
+// plane, assuming non-negative values, and reports whether they all were
+// at most fastHi.
+func halfBlockFast(probs []uint16, best []uint32, sum []int64, classes, p, s int, sums bool, fastHi uint16, t *halfTables) bool {
+	clear(best)
+	clear(sum)
+	var hi uint16
+	for c := range classes {
+		plane := probs[c*p+s : c*p+s+len(best)]
+		tag := halfTag(0x8000, c)
+		if sums {
+			hi = max(hi, halfMaxSum(plane, best, sum, &t.fixed, tag))
+		} else {
+			hi = max(hi, halfMax(plane, best, tag))
+		}
+	}
+	return hi <= fastHi
+}
+
+// halfTag is what halfMax adds to a value's bits shifted up: the offset
+// that makes keys of negative values positive, and class c's tie-breaker.
+func halfTag(offset uint32, c int) uint32 { return offset<<16 | (0xffff - uint32(c)) }
+
+// halfMax folds one class's block of non-negative values into the running
+// maxima and returns the largest value's bits. It is kept out of line:
+// inlined into the loop over classes, its counters spill to the stack.
+//
+//go:noinline
+func halfMax(plane []uint16, best []uint32, tag uint32) (hi uint16) {
+	best = best[:len(plane)]
+	for j, b := range plane {
+		hi = max(hi, b)
+		best[j] = max(best[j], uint32(b)<<16+tag)
+	}
+	return hi
+}
+
+// halfMaxSum is halfMax that also adds the values, in units of 2^-24, to
+// each pixel's sum. It is kept out of line, as halfMax.
+//
+//go:noinline
+func halfMaxSum(plane []uint16, best []uint32, sum []int64, fixed *[halfBgSlots]int64, tag uint32) (hi uint16) {
+	best = best[:len(plane)]
+	sum = sum[:len(plane)]
+	for j, b := range plane {
+		hi = max(hi, b)
+		best[j] = max(best[j], uint32(b)<<16+tag)
+		sum[j] += fixed[b&(halfBgSlots-1)]
+	}
+	return hi
+}
+
+// halfBlockSigned runs the block of pixels starting at s through every class
+// plane with signed keys and sums, and reports whether every value lies in
+// f.rng.
+func (f *Fused) halfBlockSigned(probs []uint16, best []uint32, sum []int64, classes, p, s int, sums bool, t *halfTables) bool {
+	clear(best)
+	clear(sum)
+	for c := range classes {
+		plane := probs[c*p+s : c*p+s+len(best)]
+		tag := halfTag(0, c)
+		for j, b := range plane {
+			k := halfKey(b)
+			if k < f.rng.lo || k > f.rng.hi {
+				return false
+			}
+			best[j] = max(best[j], uint32(k+0x8000)<<16+tag)
+			if sums {
+				neg := int64(int16(b) >> 15) // 0 or -1
+				sum[j] += (t.fixed[b&(halfBgSlots-1)] ^ neg) - neg
+			}
+		}
+	}
+	return true
+}
+
+// sumLimit is the largest |sum - 1| a pixel's sum may have at tolerance tol,
+// in units of 2^-24: CheckProbabilities accepts an exact sum s when
+// |s-1| <= tol, that is |S - 2^24| <= tol*2^24 for S = s*2^24, an integer.
+func sumLimit(tol float64) int64 {
+	return int64(math.Floor(min(tol, 1<<30) * (1 << 24)))
+}
+
+// sumsWithin reports whether every sum is within limit of 1 (2^24 units).
+func sumsWithin(sum []int64, limit int64) bool {
+	ok := true
+	for _, s := range sum {
+		d := s - 1<<24
+		ok = ok && d <= limit && d >= -limit
+	}
+	return ok
+}
+
+// halfClassLoss bins class c's errors on a checked float16 plane, walks them
+// from the largest down and returns the class's exact loss, adding its
+// errors to hist when it is not nil.
+func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist *Histogram, t *halfTables) float64 {
+	ev, sc := f.ref, f.half
+	fg := ev.pixels[ev.start[c]:ev.start[c+1]]
+	ignored := ev.pixels[ev.start[classes]:]
+	sparse := len(plane) < halfSparsePixels
+	if sparse {
+		binHalfMarked(plane, &sc.bg, sc.mark, &t.bgPos)
+	} else {
+		binHalf(plane, &sc.bg)
+	}
+	for _, i := range ignored {
+		sc.bg[plane[i]&(halfBgSlots-1)]--
+	}
+	for _, i := range fg {
+		b := plane[i]
+		sc.bg[b&(halfBgSlots-1)]--
+		s := fgSlot(b) & (halfFgSlots - 1)
+		sc.fg[s]++
+		if sparse {
+			pos := t.fgPos[s]
+			sc.mark[pos>>6] |= 1 << (pos & 63)
+		}
+	}
+	var visits []halfVisit
+	if sparse {
+		visits = gatherSparse(sc, t, f.visits[:0])
+	} else {
+		visits = gatherDense(sc, t, int64(ev.start[classes]), f.visits[:0])
+	}
+	f.visits = visits
+	g := int64(len(fg))
+	if hist != nil {
+		f.fold.start(hist, c)
+		f.fold.addAll(visits)
+		if g == 0 && opt.Classes.Mode != Present && len(visits) > 0 && !(visits[0].err <= hist.MaxError[c]) {
+			hist.MaxError[c] = visits[0].err
+		}
+	}
+	if len(visits) == 0 {
+		return math.NaN() // no valid pixel: never asked for
+	}
+	if g == 0 {
+		// Every pixel is background: J = 1 from the first pixel on.
+		return visits[0].err
+	}
+	return halfExtension(visits, g)
+}
+
+// binHalf counts every value of plane as a background pixel.
+func binHalf(plane []uint16, bg *[halfBgSlots]uint32) {
+	for _, b := range plane {
+		bg[b&(halfBgSlots-1)]++
+	}
+}
+
+// binHalfMarked is binHalf that also marks the slots it touches.
+func binHalfMarked(plane []uint16, bg *[halfBgSlots]uint32, mark []uint64, pos *[halfBgSlots]uint16) {
+	for _, b := range plane {
+		k := b & (halfBgSlots - 1)
+		bg[k]++
+		p := pos[k]
+		mark[p>>6] |= 1 << (p & 63)
+	}
+}
+
+// halfVisit is a slot of halfTables.order that holds pixels: its error,
+// whether it is a foreground slot, and its number of pixels. Gathering
+// them once keeps the walks that follow off the large tables.
+type halfVisit struct {
+	err float64
+	n   uint32
+	fg  bool
+}
+
+// take returns the count of an entry of halfTables.order and clears it.
+func (sc *halfScratch) take(slot uint32) (n uint32) {
+	if slot&orderFg != 0 {
+		s := slot & (halfFgSlots - 1)
+		n, sc.fg[s] = sc.fg[s], 0
+	} else {
+		s := slot & (halfBgSlots - 1)
+		n, sc.bg[s] = sc.bg[s], 0
+	}
+	return n
+}
+
+// gatherDense lists the non-empty slots in order, clearing their counts. It
+// stops once valid pixels are found: every later count is zero.
+func gatherDense(sc *halfScratch, t *halfTables, valid int64, dst []halfVisit) []halfVisit {
+	var seen int64
+	for pos, slot := range t.order {
+		if n := sc.take(slot); n != 0 {
+			dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
+			if seen += int64(n); seen == valid {
+				break
+			}
+		}
+	}
+	return dst
+}
+
+// gatherSparse lists the non-empty marked slots in order, clearing marks
+// and counts.
+func gatherSparse(sc *halfScratch, t *halfTables, dst []halfVisit) []halfVisit {
+	for wi, word := range sc.mark {
+		if word == 0 {
+			continue
+		}
+		sc.mark[wi] = 0
+		for word != 0 {
+			pos := wi<<6 | bits.TrailingZeros64(word)
+			word &= word - 1
+			slot := t.order[pos]
+			if n := sc.take(slot); n != 0 {
+				dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
+			}
+		}
+	}
+	return dst
+}
+
+// halfExtension is the Lovász extension of the Jaccard loss over the
+// visited slots, largest error first, for g > 0 foreground pixels. With
+// G foreground pixels and, after k pixels, B_k background ones, the prefix
+// loss is k/(G+B_k) (exact.go); the pixels of one error value add the error
+// times its increase, whatever their order.
+func halfExtension(visits []halfVisit, g int64) float64 {
+	var seen, b0 int64
+	var value, prev float64
+	for _, v := range visits {
+		seen += int64(v.n)
+		if !v.fg {
+			b0 += int64(v.n)
+		}
+		j := float64(seen) / float64(g+b0)
+		value += v.err * (j - prev)
+		prev = j
+	}
+	return value
+}
+
+// halfReference evaluates a float16 image through the reference steps, on a
+// float32 copy: the path of images that fail a check, so that their error is
+// the reference's, and of images too large for uint32 counts.
+func (f *Fused) halfReference(probs []uint16, labels []int32, classes, height, width int, opt Options, tol float64, hist *Histogram, counts *Counts) (ImageLoss, error) {
+	f.f32 = resize(f.f32, len(probs))
+	for i, b := range probs {
+		f.f32[i] = float32(halfValue(b))
+	}
+	return f.reference(f.f32, labels, classes, height, width, opt, tol, hist, counts)
+}
+
+// ArgmaxHalf returns the class of the highest float16 probability at every
+// pixel of probs[c*P+i] (bits), ties to the lowest class index, in dst's
+// storage when it is large enough. Like Argmax, it rejects NaN.
+func ArgmaxHalf(probs []uint16, classes, width int, dst []int32) ([]int32, error) {
+	if classes < 1 || len(probs)%classes != 0 {
+		return nil, badInput("%d scores do not split into %d classes", len(probs), classes)
+	}
+	p := len(probs) / classes
+	dst = resize(dst, p)
+	best := make([]int32, p)
+	for i := range best {
+		best[i] = math.MinInt32
+	}
+	for c := range classes {
+		for i, b := range probs[c*p : (c+1)*p] {
+			if b&0x7fff > 0x7c00 {
+				return nil, badInput("score NaN of class %d at pixel %s", c, pixelAt(i, width))
+			}
+			if k := halfKey(b); k > best[i] {
+				best[i], dst[i] = k, int32(c)
+			}
+		}
+	}
+	return dst, nil
+}
