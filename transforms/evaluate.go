@@ -340,7 +340,9 @@ type overlap struct {
 
 func newOverlap(cfg EvalConfig) *overlap {
 	return &overlap{cfg: cfg, rows: bundleRows{spec: cfg.Rows},
-		pool: newInflight[*worker, outcome](func() *worker { return &worker{dec: sample.Decoder{Float16Bits: true}, eval: evaluate.NewEvaluator(cfg.Eval)} })}
+		pool: newInflight[*worker, outcome](func() *worker {
+			return &worker{dec: sample.Decoder{Float16Bits: true}, eval: evaluate.NewEvaluator(cfg.Eval)}
+		})}
 }
 
 // emitters returns the outputs of a DoFn call of the bundle.

@@ -93,7 +93,9 @@ type rendered struct {
 
 func (f *thumbnailFn) Setup() {
 	f.store = storage.New(f.Storage)
-	f.pool = newInflight[*renderer, rendered](func() *renderer { return &renderer{dec: sample.Decoder{Float16Bits: true}, eval: evaluate.NewEvaluator(f.Eval)} })
+	f.pool = newInflight[*renderer, rendered](func() *renderer {
+		return &renderer{dec: sample.Decoder{Float16Bits: true}, eval: evaluate.NewEvaluator(f.Eval)}
+	})
 }
 
 func (f *thumbnailFn) Teardown() error { return f.store.Close() }
