@@ -115,10 +115,10 @@ func (c *Config) Validate() error {
 		seen := make(map[int]bool, len(e.ClassSet.IDs))
 		for _, id := range e.ClassSet.IDs {
 			if id < 0 || e.Classes != 0 && id >= e.Classes {
-				errs = append(errs, fmt.Errorf("class %d of the class list is outside [0, %d)", id, e.Classes))
+				errs = append(errs, fmt.Errorf("--classes: class %d is outside [0, %d)", id, e.Classes))
 			}
 			if seen[id] {
-				errs = append(errs, fmt.Errorf("class %d appears more than once in the class list", id))
+				errs = append(errs, fmt.Errorf("--classes: class %d appears more than once", id))
 			}
 			seen[id] = true
 		}
