@@ -291,6 +291,56 @@ func (g heatGrid) Z(c, r int) float64 { return g.z(c, r) }
 func (g heatGrid) X(c int) float64    { return float64(c) }
 func (g heatGrid) Y(r int) float64    { return float64(r) }
 
+// heatAxes lays out the axes of a heat map of cols x rows cells: tick
+// labels without tick marks or axis lines, x labels slanted by rotation
+// radians, and the data range fitted to the cells' centres.
+func heatAxes(p *plot.Plot, xt, yt plot.ConstantTicks, font vg.Length, rotation float64, cols, rows int) {
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Tick.Length = 0
+		a.Width = 0
+		a.Padding = 2
+		a.Tick.Label.Font.Size = font
+	}
+	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
+	p.X.Tick.Label.Rotation = rotation
+	p.X.Tick.Label.XAlign = draw.XRight
+	p.X.Tick.Label.YAlign = draw.YCenter
+	p.X.Min, p.X.Max = -0.5, float64(cols)-0.5
+	p.Y.Min, p.Y.Max = -0.5, float64(rows)-0.5
+}
+
+// addPercents writes each cell's value of g in percent on the heat map,
+// in an ink readable on the palette's colour there; NaN cells stay blank.
+func addPercents(p *plot.Plot, g heatGrid, size vg.Length) error {
+	var labels plotter.XYLabels
+	var styles []text.Style
+	for c := range g.cols {
+		for r := range g.rows {
+			v := g.z(c, r)
+			if math.IsNaN(v) {
+				continue
+			}
+			labels.XYs = append(labels.XYs, plotter.XY{X: float64(c), Y: float64(r)})
+			labels.Labels = append(labels.Labels, strconv.Itoa(int(math.Round(v*100))))
+			ink := color.Color(color.Black)
+			if v > 0.55 {
+				ink = color.White
+			}
+			styles = append(styles, textStyle(size, ink))
+		}
+	}
+	if len(styles) == 0 {
+		return nil
+	}
+	lp, err := plotter.NewLabels(labels)
+	if err != nil {
+		return err
+	}
+	lp.TextStyle = styles
+	p.Add(lp)
+	return nil
+}
+
 // confusionChart draws the confusion matrix, each row divided by its sum
 // (the share of a label class's pixels predicted as each class), with a
 // color scale beside it. Rows of classes absent from the labels are gray.
@@ -342,44 +392,16 @@ func confusionChart(m results.Metrics) (template.HTML, error) {
 		xt = append(xt, plot.Tick{Value: float64(id), Label: names[id]})
 		yt = append(yt, plot.Tick{Value: float64(n - 1 - id), Label: names[id]})
 	}
-	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Tick.Length = 0
-		a.Width = 0
-		a.Padding = 2
-		a.Tick.Label.Font.Size = min(9, max(cell*0.8, 5))
-	}
-	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
-	p.X.Tick.Label.Rotation = math.Pi / 3
-	p.X.Tick.Label.XAlign = draw.XRight
-	p.X.Tick.Label.YAlign = draw.YCenter
-	p.X.Min, p.X.Max = -0.5, float64(n)-0.5
-	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
-
+	heatAxes(p, xt, yt, min(9, max(cell*0.8, 5)), math.Pi/3, n, n)
 	if cell >= 16 {
-		var labels plotter.XYLabels
-		var styles []text.Style
-		for t := range n {
-			for c := range n {
-				v := share[t][c]
-				if math.IsNaN(v) || v < 0.005 {
-					continue
-				}
-				labels.XYs = append(labels.XYs, plotter.XY{X: float64(c), Y: float64(n - 1 - t)})
-				labels.Labels = append(labels.Labels, strconv.Itoa(int(math.Round(v*100))))
-				ink := color.Color(color.Black)
-				if v > 0.55 {
-					ink = color.White
-				}
-				styles = append(styles, textStyle(min(cell*0.36, 10), ink))
+		grid := heatGrid{cols: n, rows: n, z: func(c, r int) float64 {
+			if v := share[n-1-r][c]; v >= 0.005 {
+				return v
 			}
-		}
-		if len(styles) > 0 {
-			lp, err := plotter.NewLabels(labels)
-			if err != nil {
-				return "", err
-			}
-			lp.TextStyle = styles
-			p.Add(lp)
+			return math.NaN() // under half a percent: left blank
+		}}
+		if err := addPercents(p, grid, min(cell*0.36, 10)); err != nil {
+			return "", err
 		}
 	}
 

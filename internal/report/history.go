@@ -12,7 +12,6 @@ import (
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
@@ -350,7 +349,8 @@ func classStrip(points []trendPoint, classes []results.Class, start time.Time) (
 	if err != nil {
 		return "", err
 	}
-	hm := plotter.NewHeatMap(heatGrid{cols: runs, rows: n, z: func(c, r int) float64 { return iou[c][n-1-r] }}, pal)
+	grid := heatGrid{cols: runs, rows: n, z: func(c, r int) float64 { return iou[c][n-1-r] }}
+	hm := plotter.NewHeatMap(grid, pal)
 	hm.Min, hm.Max = 0, 1
 	hm.NaN = absentColor
 	cellH := vg.Length(14)
@@ -378,44 +378,11 @@ func classStrip(points []trendPoint, classes []results.Class, start time.Time) (
 		}
 		yt = append(yt, plot.Tick{Value: float64(n - 1 - i), Label: name})
 	}
-	for _, a := range []*plot.Axis{&p.X, &p.Y} {
-		a.Tick.Length = 0
-		a.Width = 0
-		a.Padding = 2
-		a.Tick.Label.Font.Size = min(9, max(cellH*0.8, 5))
-	}
+	heatAxes(p, xt, yt, min(9, max(cellH*0.8, 5)), math.Pi/4, runs, n)
 	p.X.Tick.Label.Font.Size = 8
-	p.X.Tick.Marker, p.Y.Tick.Marker = xt, yt
-	p.X.Tick.Label.Rotation = math.Pi / 4
-	p.X.Tick.Label.XAlign = draw.XRight
-	p.X.Tick.Label.YAlign = draw.YCenter
-	p.X.Min, p.X.Max = -0.5, float64(runs)-0.5
-	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	if cellH >= 12 {
-		var labels plotter.XYLabels
-		var styles []text.Style
-		for j := range runs {
-			for i := range n {
-				v := iou[j][i]
-				if math.IsNaN(v) {
-					continue
-				}
-				labels.XYs = append(labels.XYs, plotter.XY{X: float64(j), Y: float64(n - 1 - i)})
-				labels.Labels = append(labels.Labels, strconv.Itoa(int(math.Round(v*100))))
-				ink := color.Color(color.Black)
-				if v > 0.55 {
-					ink = color.White
-				}
-				styles = append(styles, textStyle(7, ink))
-			}
-		}
-		if len(styles) > 0 {
-			lp, err := plotter.NewLabels(labels)
-			if err != nil {
-				return "", err
-			}
-			lp.TextStyle = styles
-			p.Add(lp)
+		if err := addPercents(p, grid, 7); err != nil {
+			return "", err
 		}
 	}
 	// Size the canvas so that the cells are cellW x cellH: the plot's
