@@ -293,6 +293,37 @@ func acquireSlot(ctx context.Context) (release func(), err error) {
 	}
 }
 
+// decoders holds the sample decoders of the process, with their label
+// buffers (8 MB for a Cityscapes label), for the evaluation and thumbnail
+// workers of every bundle: decoding runs in an evaluation slot, so
+// GOMAXPROCS decoders serve them all, and a bundle that ends leaves no
+// image-sized buffer behind that the next would allocate again.
+var decoders = decoderPool{free: make(chan *sample.Decoder, runtime.GOMAXPROCS(0))}
+
+// decoderPool is a bounded pool of sample decoders.
+type decoderPool struct {
+	free chan *sample.Decoder
+}
+
+// get returns a pooled decoder, or a new one. Decoders keep float16
+// probabilities as bits, for lovasz.Fused.Half and lovasz.ArgmaxHalf.
+func (p decoderPool) get() *sample.Decoder {
+	select {
+	case d := <-p.free:
+		return d
+	default:
+		return &sample.Decoder{Float16Bits: true}
+	}
+}
+
+// put returns d to the pool, or drops it when the pool is full.
+func (p decoderPool) put(d *sample.Decoder) {
+	select {
+	case p.free <- d:
+	default:
+	}
+}
+
 // job is one sample to decode and evaluate.
 type job struct {
 	sample    *shard.Sample
@@ -312,14 +343,16 @@ type outcome struct {
 }
 
 // worker decodes and evaluates one sample at a time. Each has its own
-// buffers and its own accumulator, merged when the bundle finishes.
+// evaluation buffers and its own accumulator, merged when the bundle
+// finishes.
 type worker struct {
-	dec  sample.Decoder
 	eval *evaluate.Evaluator
 }
 
 func (w *worker) run(j job) outcome {
-	img, err := w.dec.Decode(j.sample, j.shard, j.decode)
+	dec := decoders.get()
+	defer decoders.put(dec)
+	img, err := dec.Decode(j.sample, j.shard, j.decode)
 	if err != nil {
 		return outcome{job: j, err: err}
 	}
@@ -341,7 +374,7 @@ type overlap struct {
 func newOverlap(cfg EvalConfig) *overlap {
 	return &overlap{cfg: cfg, rows: bundleRows{spec: cfg.Rows},
 		pool: newInflight[*worker, outcome](func() *worker {
-			return &worker{dec: sample.Decoder{Float16Bits: true}, eval: evaluate.NewEvaluator(cfg.Eval)}
+			return &worker{eval: evaluate.NewEvaluator(cfg.Eval)}
 		})}
 }
 
@@ -400,7 +433,6 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 				return err
 			}
 		}
-		w.dec = sample.Decoder{Float16Bits: true}
 		w.eval.Release()
 	}
 	if acc != nil {

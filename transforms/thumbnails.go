@@ -79,9 +79,8 @@ type thumbnailFn struct {
 	firstErr error
 }
 
-// renderer holds one goroutine's decoding and prediction buffers.
+// renderer holds one goroutine's prediction buffers.
 type renderer struct {
-	dec  sample.Decoder
 	eval *evaluate.Evaluator
 }
 
@@ -94,7 +93,7 @@ type rendered struct {
 func (f *thumbnailFn) Setup() {
 	f.store = storage.New(f.Storage)
 	f.pool = newInflight[*renderer, rendered](func() *renderer {
-		return &renderer{dec: sample.Decoder{Float16Bits: true}, eval: evaluate.NewEvaluator(f.Eval)}
+		return &renderer{eval: evaluate.NewEvaluator(f.Eval)}
 	})
 }
 
@@ -102,13 +101,14 @@ func (f *thumbnailFn) Teardown() error { return f.store.Close() }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
 	receive := func(r rendered) { f.receive(r, emit) }
-	smp, err := f.find(ctx, ref)
+	smp, release, err := f.find(ctx, ref)
 	if err != nil {
 		f.pool.wait(receive)
 		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 	}
 	render := func(r *renderer) rendered {
 		thumb, err := r.render(ctx, smp, ref, f.EvalConfig)
+		release()
 		if err != nil {
 			err = fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 		}
@@ -143,7 +143,9 @@ func (f *thumbnailFn) receive(r rendered, emit func(Thumbnail)) {
 // shape) the thumbnail goes without it, and its note, shown in the report
 // and logged, names the sample and member and says why; the run goes on.
 func (r *renderer) render(ctx context.Context, smp *shard.Sample, ref results.ImageRef, cfg EvalConfig) (Thumbnail, error) {
-	img, err := r.dec.Decode(smp, ref.Shard, cfg.Decode)
+	dec := decoders.get()
+	defer decoders.put(dec)
+	img, err := dec.Decode(smp, ref.Shard, cfg.Decode)
 	if err != nil {
 		return Thumbnail{}, err
 	}
@@ -182,16 +184,24 @@ func inputMember(smp *shard.Sample) string {
 }
 
 // find reads the sample ref names again: from its two files, or from its
-// byte range in its shard, pinned to the generation evaluated.
-func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (*shard.Sample, error) {
+// byte range in its shard, pinned to the generation evaluated. Calling
+// release once the sample is no longer used hands its member buffers to
+// the readers of the process (see shard.SampleReader.Drop).
+func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (smp *shard.Sample, release func(), err error) {
 	if ref.LabelFile != "" {
-		return readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
+		smp, err := readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
+		return smp, func() {}, err
 	}
 	r, err := f.store.OpenRange(ctx, ref.Shard, ref.Generation, ref.Offset, ref.Length)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer r.Close()
-	lim := shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes}
-	return shard.NewSampleReader(ref.Shard, lim).Read(r, shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length})
+	sr := shard.NewSampleReader(ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
+	smp, err = sr.Read(r, shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length})
+	if err != nil {
+		sr.Drop()
+		return nil, nil, err
+	}
+	return smp, func() { sr.Release(smp); sr.Drop() }, nil
 }

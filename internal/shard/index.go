@@ -209,10 +209,12 @@ func (sr *SampleReader) Reset(shardName string, lim Limits) {
 	sr.shardName, sr.lim = shardName, lim
 }
 
-// Drop forgets the released buffers, so that an idle SampleReader holds no
-// sample-sized memory.
+// Drop hands the released buffers to a pool shared by the readers of the
+// process, so that an idle SampleReader holds no sample-sized memory while
+// the next reader (of another bundle, say) reads into them instead of
+// allocating.
 func (sr *SampleReader) Drop() {
-	sr.bufs = buffers{}
+	sr.bufs.drop()
 }
 
 // Read reads sample e from r, which must be positioned at e.Offset of the

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // blockSize is the unit in which tar archives store headers and data.
@@ -194,7 +196,8 @@ func (r *Reader) Release(s *Sample) {
 	r.bufs.release(s)
 }
 
-// buffers holds the field buffers of released samples for reuse.
+// buffers holds the field buffers of released samples for reuse by one
+// reader.
 type buffers struct {
 	free [][]byte
 }
@@ -208,20 +211,83 @@ func (b *buffers) release(s *Sample) {
 }
 
 // get returns a buffer of n bytes: the smallest released one that is large
-// enough, or a new one.
+// enough, else one from the process's shared pool, else a new one.
 func (b *buffers) get(n int64) []byte {
+	if buf, ok := takeFitting(&b.free, n); ok {
+		return buf
+	}
+	return shared.get(n)
+}
+
+// drop hands the released buffers to the process's shared pool.
+func (b *buffers) drop() {
+	for _, buf := range b.free {
+		shared.put(buf)
+	}
+	b.free = nil
+}
+
+// takeFitting removes from *free and returns, cut to n bytes, the smallest
+// buffer of at least n bytes, if there is one.
+func takeFitting(free *[][]byte, n int64) ([]byte, bool) {
 	best := -1
-	for i, buf := range b.free {
-		if int64(cap(buf)) >= n && (best < 0 || cap(buf) < cap(b.free[best])) {
+	for i, buf := range *free {
+		if int64(cap(buf)) >= n && (best < 0 || cap(buf) < cap((*free)[best])) {
 			best = i
 		}
 	}
 	if best < 0 {
-		return make([]byte, n)
+		return nil, false
 	}
-	buf := b.free[best]
-	b.free = slices.Delete(b.free, best, best+1)
-	return buf[:n]
+	buf := (*free)[best]
+	*free = slices.Delete(*free, best, best+1)
+	return buf[:n], true
+}
+
+// shared holds member buffers that readers have dropped (a Reader or
+// SampleReader idle between bundles, a reader made for one sample), for
+// any reader of the process. Readers come and go with a runner's bundles
+// (one per Cityscapes sample under prism); without the pool each 80 MB
+// member would be a fresh allocation, which the kernel zeroes page by page
+// (a quarter of the CPU of a run), and garbage that keeps the heap, and
+// the RSS, large. It holds a bounded number of buffers, about two
+// members per sample in flight: the evaluation runs up to GOMAXPROCS
+// samples while the next is read.
+var shared = bufferPool{max: 2 * (runtime.GOMAXPROCS(0) + 2)}
+
+// bufferPool is a bounded, concurrency-safe set of buffers.
+type bufferPool struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int
+}
+
+// get returns a buffer of n bytes, the smallest pooled one that is large
+// enough or a new one.
+func (p *bufferPool) get(n int64) []byte {
+	p.mu.Lock()
+	buf, ok := takeFitting(&p.free, n)
+	p.mu.Unlock()
+	if !ok {
+		buf = make([]byte, n)
+	}
+	return buf
+}
+
+// put pools buf, or when the pool is full keeps the larger buffers, whose
+// allocation costs the most.
+func (p *bufferPool) put(buf []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < p.max {
+		p.free = append(p.free, buf[:0])
+		return
+	}
+	small := slices.MinFunc(p.free, func(a, b []byte) int { return cap(a) - cap(b) })
+	if cap(small) < cap(buf) {
+		i := slices.IndexFunc(p.free, func(b []byte) bool { return cap(b) == cap(small) })
+		p.free[i] = buf[:0]
+	}
 }
 
 // isSparse reports whether hdr describes a GNU sparse file, in either the old
