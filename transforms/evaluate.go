@@ -178,9 +178,13 @@ func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTra
 		if _, err := io.CopyN(io.Discard, counted, span.Offset-pos); err != nil {
 			return f.fail(out, fmt.Errorf("read %s: %w", sh.Path, err))
 		}
+		if err := f.overlap.hold(ctx, out); err != nil {
+			return f.fail(out, err)
+		}
 		smp, err := f.reader.Read(counted, shard.Entry{Key: span.Key, Offset: span.Offset, Length: span.Length})
 		pos = span.Offset + span.Length
 		if err != nil {
+			unhold()
 			if counted.err != nil {
 				err = fmt.Errorf("read %s: %w", sh.Path, counted.err) // storage, not the shard's content
 			}
@@ -189,7 +193,8 @@ func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTra
 			}
 			continue
 		}
-		job := job{sample: smp, shard: sh.Path, length: span.Length, generation: sh.Generation, decode: decode, done: f.reader.Release}
+		done := func(s *shard.Sample) { f.reader.Release(s); unhold() }
+		job := job{sample: smp, shard: sh.Path, length: span.Length, generation: sh.Generation, decode: decode, done: done}
 		if err := f.overlap.submit(ctx, job, out); err != nil {
 			return f.fail(out, err)
 		}
@@ -213,9 +218,7 @@ func (f *evaluateSamplesFn) fail(out *emitters, err error) error {
 func (f *evaluateSamplesFn) FinishBundle(ctx context.Context, emitCandidate func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
 	emitSlice func(string, *evaluate.Tally), emitReject func(results.Rejection), emitPart func(results.Part)) error {
 	out := f.overlap.emitters(ctx, f.store, emitReject, emitPart)
-	err := f.overlap.finish(out, emitCandidate, emitPartial, emitSlice)
-	f.reader.Drop()
-	if err != nil {
+	if err := f.overlap.finish(out, emitCandidate, emitPartial, emitSlice); err != nil {
 		return err
 	}
 	return out.err
@@ -282,6 +285,16 @@ func (o *emitters) reject(key, shardName string, err error) error {
 // decoded image and its buffers: without the bound, peak memory would grow
 // with the bundles in flight instead of the number of cores.
 var evaluationSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// samplesHeld bounds the tar samples a worker process holds in memory at
+// once, read and waiting for a slot, or being evaluated: GOMAXPROCS and
+// the next one. Prism runs a stage's bundles all at once, and each would
+// otherwise read its sample (80 MB of Cityscapes float16) before waiting
+// for a slot.
+var samplesHeld = make(chan struct{}, runtime.GOMAXPROCS(0)+1)
+
+// unhold gives back a place in samplesHeld taken by overlap.hold.
+func unhold() { <-samplesHeld }
 
 // acquireSlot waits for an evaluation slot and returns its release.
 func acquireSlot(ctx context.Context) (release func(), err error) {
@@ -387,7 +400,20 @@ func (o *overlap) emitters(ctx context.Context, store *storage.Store, reject fun
 // emitting the outcomes that arrive meanwhile.
 func (o *overlap) submit(ctx context.Context, j job, out *emitters) error {
 	if err := o.pool.start(ctx, func(w *worker) outcome { return w.run(j) }, out.receive); err != nil {
+		j.done(j.sample) // never started: its buffers go back
 		return err
+	}
+	return out.err
+}
+
+// hold waits for a place in samplesHeld, emitting the outcomes that arrive
+// meanwhile: those free places.
+func (o *overlap) hold(ctx context.Context, out *emitters) error {
+	if err := o.pool.hold(ctx, samplesHeld, out.receive); err != nil {
+		return err
+	}
+	if out.err != nil {
+		unhold()
 	}
 	return out.err
 }
@@ -408,8 +434,10 @@ func (o *emitters) receive(oc outcome) {
 }
 
 // finish waits for the bundle's samples, emits the merged accumulator and
-// slice tallies, and drops the workers' image-sized buffers: an idle DoFn
-// instance (runners keep several) must not hold on to them.
+// slice tallies, and releases the workers' image-sized buffers to the
+// process (see evaluate.Evaluator.Release): an idle DoFn instance (runners
+// keep several) must not hold on to them, and the next bundle's workers
+// reuse them.
 func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emitPartial func(*evaluate.Accumulator),
 	emitSlice func(string, *evaluate.Tally)) error {
 	o.wait(out)

@@ -10,8 +10,9 @@ import (
 // evaluation buffers). Prism seldom runs more than one bundle of a stage at
 // once, and a Dataflow or Flink worker may be given one large restriction:
 // overlapping inside the bundle is what keeps every core busy. Concurrency
-// is bounded per process by the evaluation slots, so memory grows with
-// cores, not with bundles in flight.
+// is bounded per process by the evaluation slots, and the samples read
+// ahead by samplesHeld (see hold), so memory grows with cores, not with
+// bundles in flight.
 //
 // Results are handed back on the DoFn's goroutine, the only one that may
 // use the DoFn's emitters.
@@ -51,6 +52,21 @@ func (p *inflight[W, R]) start(ctx context.Context, work func(W) R, receive func
 		p.done <- finished[W, R]{worker: w, result: work(w)}
 	}()
 	return nil
+}
+
+// hold takes a place in sem, a semaphore, handing the results that arrive
+// meanwhile to receive: they may be what frees a place.
+func (p *inflight[W, R]) hold(ctx context.Context, sem chan struct{}, receive func(R)) error {
+	for {
+		select {
+		case sem <- struct{}{}:
+			return nil
+		case f := <-p.done:
+			p.receive(f, receive)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // worker takes an idle worker, or makes one.

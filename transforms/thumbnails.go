@@ -101,20 +101,30 @@ func (f *thumbnailFn) Teardown() error { return f.store.Close() }
 
 func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, emit func(Thumbnail)) error {
 	receive := func(r rendered) { f.receive(r, emit) }
+	// The sample counts against the samples a process holds, as the
+	// evaluation's do.
+	if err := f.pool.hold(ctx, samplesHeld, receive); err != nil {
+		f.pool.wait(receive)
+		return err
+	}
 	smp, release, err := f.find(ctx, ref)
 	if err != nil {
+		unhold()
 		f.pool.wait(receive)
 		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 	}
 	render := func(r *renderer) rendered {
 		thumb, err := r.render(ctx, smp, ref, f.EvalConfig)
 		release()
+		unhold()
 		if err != nil {
 			err = fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 		}
 		return rendered{thumb: thumb, err: err}
 	}
 	if err := f.pool.start(ctx, render, receive); err != nil {
+		release()
+		unhold()
 		f.pool.wait(receive)
 		return err
 	}
@@ -123,7 +133,10 @@ func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, 
 
 func (f *thumbnailFn) FinishBundle(emit func(Thumbnail)) error {
 	f.pool.wait(func(r rendered) { f.receive(r, emit) })
-	f.pool.forget() // their image-sized buffers go with them
+	for _, r := range f.pool.workers() {
+		r.eval.Release() // for the next bundle's renderers or evaluation
+	}
+	f.pool.forget()
 	err := f.firstErr
 	f.firstErr = nil
 	return err
@@ -186,7 +199,7 @@ func inputMember(smp *shard.Sample) string {
 // find reads the sample ref names again: from its two files, or from its
 // byte range in its shard, pinned to the generation evaluated. Calling
 // release once the sample is no longer used hands its member buffers to
-// the readers of the process (see shard.SampleReader.Drop).
+// the readers of the process (see shard.SampleReader.Release).
 func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (smp *shard.Sample, release func(), err error) {
 	if ref.LabelFile != "" {
 		smp, err := readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
@@ -200,8 +213,7 @@ func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (smp *shar
 	sr := shard.NewSampleReader(ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
 	smp, err = sr.Read(r, shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length})
 	if err != nil {
-		sr.Drop()
 		return nil, nil, err
 	}
-	return smp, func() { sr.Release(smp); sr.Drop() }, nil
+	return smp, func() { sr.Release(smp) }, nil
 }

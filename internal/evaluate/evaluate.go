@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 
 	"github.com/segeval/segeval/internal/labelmap"
@@ -107,15 +108,12 @@ type Result struct {
 // Evaluator evaluates images one at a time and accumulates them. It reuses
 // its buffers from image to image; use one per goroutine.
 type Evaluator struct {
-	opt    Options
-	ev     *lovasz.Evaluator
-	fused  *lovasz.Fused // made on first use
-	probs  []float32
-	pred   []int32
-	counts *lovasz.Counts    // this image's
-	hist   *lovasz.Histogram // this image's, merged into acc once the image is accepted
-	acc    *Accumulator
-	slices map[string]*Tally // by SliceKey
+	opt      Options
+	*buffers                   // taken on first use, handed back by Release
+	counts   *lovasz.Counts    // this image's
+	hist     *lovasz.Histogram // this image's, merged into acc once the image is accepted
+	acc      *Accumulator
+	slices   map[string]*Tally // by SliceKey
 
 	maps              sync.Once
 	labelMap, predMap *labelmap.Map
@@ -124,16 +122,50 @@ type Evaluator struct {
 
 // NewEvaluator returns an Evaluator with an empty accumulator.
 func NewEvaluator(opt Options) *Evaluator {
-	return &Evaluator{opt: opt, ev: lovasz.NewEvaluator()}
+	return &Evaluator{opt: opt}
 }
 
-// Release drops the buffers sized for the images seen so far (scratch of
-// the math, probabilities made from logits), so that an idle Evaluator holds
-// no image-sized memory; the next image allocates them again.
+// buffers are an Evaluator's buffers sized for the images it saw: scratch
+// of the math, probabilities made from logits, a prediction map.
+type buffers struct {
+	ev    *lovasz.Evaluator
+	fused *lovasz.Fused // made on first use
+	probs []float32
+	pred  []int32
+}
+
+// idleBuffers holds the buffers of released Evaluators for the next
+// Evaluator of the process to use: a pipeline makes and releases an
+// Evaluator's worth of work per bundle, and without reuse each bundle
+// would allocate (and the kernel zero) a Cityscapes image's 8 MB buffers
+// again. It holds at most one set per core, as many as can be in use.
+var idleBuffers = make(chan *buffers, runtime.GOMAXPROCS(0))
+
+// take gives e buffers, released ones when there are any.
+func (e *Evaluator) take() {
+	if e.buffers != nil {
+		return
+	}
+	select {
+	case e.buffers = <-idleBuffers:
+	default:
+		e.buffers = &buffers{ev: lovasz.NewEvaluator()}
+	}
+}
+
+// Release hands the buffers sized for the images seen so far to the next
+// Evaluator of the process that needs them, so that an idle Evaluator holds
+// no image-sized memory. Slices returned by PredictionMap are invalid
+// after.
 func (e *Evaluator) Release() {
-	e.ev = lovasz.NewEvaluator()
-	e.fused = nil
-	e.probs, e.pred = nil, nil
+	if e.buffers == nil {
+		return
+	}
+	select {
+	case idleBuffers <- e.buffers:
+	default:
+	}
+	e.buffers = nil
 }
 
 // Take returns what has been accumulated since the last Take, for the whole
@@ -174,6 +206,7 @@ func (e *Evaluator) remap(img *sample.Image) error {
 }
 
 func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
+	e.take()
 	if err := e.remap(img); err != nil {
 		return Result{}, err
 	}
@@ -262,6 +295,7 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 //
 // It applies the label and prediction maps to img first, as Evaluate does.
 func (e *Evaluator) PredictionMap(img *sample.Image) ([]int32, int, error) {
+	e.take()
 	if err := e.remap(img); err != nil {
 		return nil, 0, err
 	}

@@ -24,7 +24,9 @@ type Fused struct {
 	// halfBlocks) and the sum of the probabilities.
 	best []uint32
 	sum  []int64
-	arg  []int32 // the block's argmax
+	// sum32 holds float16 sums over a few classes (see halfBlockFast).
+	sum32 []uint32
+	arg   []int32 // the block's argmax
 	// The same for float32 probabilities: largest value and sum.
 	fbest []float32
 	fsum  []float64

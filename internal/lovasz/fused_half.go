@@ -3,13 +3,15 @@ package lovasz
 import (
 	"math"
 	"math/bits"
+	"slices"
 )
 
 // halfScratch holds the float16 path's per-class counts. Every count is zero
 // between classes: the gather that reads a count clears it.
 type halfScratch struct {
-	bg [halfBgSlots]uint32 // background pixels by magnitude bits of p
-	fg [halfFgSlots]uint32 // foreground pixels by fgSlot(p)
+	bg  [halfBgSlots]uint32 // background pixels by magnitude bits of p
+	bg2 [halfBgSlots]uint32 // binHalf's second counts, zero between calls
+	fg  [halfFgSlots]uint32 // foreground pixels by fgSlot(p)
 	// mark flags the positions in halfTables.order that a small image
 	// touched, so that its walk visits those instead of every slot.
 	mark []uint64
@@ -89,11 +91,15 @@ func (f *Fused) halfBlocks(probs []uint16, labels []int32, classes, p int, opt O
 	// Non-negative values up to fastHi pass both checks; their key is
 	// their bits. Anything else (a sign bit, a value too large) sends
 	// the block through the signed loop, which tells the two apart.
-	fastHi := uint16(max(f.rng.hi, 0))
+	fastHi := uint16(min(max(f.rng.hi, 0), fast32Limit-1))
+	// The fast path adds up to fold classes in uint32 lanes before
+	// carrying the sums over to int64.
+	fold := int(math.MaxUint32 / max(t.fixed32[fastHi], 1))
+	f.sum32 = resize(f.sum32, fusedBlock)
 	for s := 0; s < p; s += fusedBlock {
 		e := min(s+fusedBlock, p)
 		best, sum := f.best[:e-s], f.sum[:e-s]
-		if !halfBlockFast(probs, best, sum, classes, p, s, tol > 0, fastHi, t) &&
+		if !halfBlockFast(probs, best, sum, f.sum32[:e-s], classes, p, s, tol > 0, fold, fastHi, t) &&
 			!f.halfBlockSigned(probs, best, sum, classes, p, s, tol > 0, t) {
 			return false
 		}
@@ -113,54 +119,65 @@ func (f *Fused) halfBlocks(probs []uint16, labels []int32, classes, p int, opt O
 
 // halfBlockFast runs the block of pixels starting at s through every class
 // plane, assuming non-negative values, and reports whether they all were
-// at most fastHi.
-func halfBlockFast(probs []uint16, best []uint32, sum []int64, classes, p, s int, sums bool, fastHi uint16, t *halfTables) bool {
+// at most fastHi. Sums add fold classes at a time in sum32.
+func halfBlockFast(probs []uint16, best []uint32, sum []int64, sum32 []uint32, classes, p, s int, sums bool, fold int, fastHi uint16, t *halfTables) bool {
 	clear(best)
 	clear(sum)
-	var hi uint16
-	for c := range classes {
-		plane := probs[c*p+s : c*p+s+len(best)]
-		tag := halfTag(0x8000, c)
+	for c0 := 0; c0 < classes; c0 += fold {
+		clear(sum32)
+		for c := c0; c < min(c0+fold, classes); c++ {
+			plane := probs[c*p+s : c*p+s+len(best)]
+			tag := halfTag(c)
+			if sums {
+				halfMaxSum(plane, best, sum32, &t.fixed32, tag)
+			} else {
+				halfMax(plane, best, tag)
+			}
+		}
 		if sums {
-			hi = max(hi, halfMaxSum(plane, best, sum, &t.fixed, tag))
-		} else {
-			hi = max(hi, halfMax(plane, best, tag))
+			for j, v := range sum32 {
+				sum[j] += int64(v)
+			}
 		}
 	}
-	return hi <= fastHi
+	// The largest value of the block is the largest of its pixels'
+	// maxima, the key in each word's high half (a sign bit, read as
+	// a large value, fails the test too).
+	var hi uint32
+	for _, m := range best {
+		hi = max(hi, m)
+	}
+	return hi>>16 <= uint32(fastHi)
 }
 
-// halfTag is what halfMax adds to a value's bits shifted up: the offset
-// that makes keys of negative values positive, and class c's tie-breaker.
-func halfTag(offset uint32, c int) uint32 { return offset<<16 | (0xffff - uint32(c)) }
+// halfTag is what halfMax adds to a key shifted up: class c's tie-breaker,
+// larger for lower classes.
+func halfTag(c int) uint32 { return 0xffff - uint32(c) }
 
 // halfMax folds one class's block of non-negative values into the running
-// maxima and returns the largest value's bits. It is kept out of line:
-// inlined into the loop over classes, its counters spill to the stack.
+// maxima. It is kept out of line: inlined into the loop over classes, its
+// counters spill to the stack.
 //
 //go:noinline
-func halfMax(plane []uint16, best []uint32, tag uint32) (hi uint16) {
+func halfMax(plane []uint16, best []uint32, tag uint32) {
 	best = best[:len(plane)]
 	for j, b := range plane {
-		hi = max(hi, b)
 		best[j] = max(best[j], uint32(b)<<16+tag)
 	}
-	return hi
 }
 
 // halfMaxSum is halfMax that also adds the values, in units of 2^-24, to
 // each pixel's sum. It is kept out of line, as halfMax.
 //
 //go:noinline
-func halfMaxSum(plane []uint16, best []uint32, sum []int64, fixed *[halfBgSlots]int64, tag uint32) (hi uint16) {
+func halfMaxSum(plane []uint16, best []uint32, sum []uint32, fixed *[halfBgSlots]uint32, tag uint32) {
 	best = best[:len(plane)]
 	sum = sum[:len(plane)]
+	_ = fixed[0] // one nil check, not one per value
 	for j, b := range plane {
-		hi = max(hi, b)
 		best[j] = max(best[j], uint32(b)<<16+tag)
 		sum[j] += fixed[b&(halfBgSlots-1)]
 	}
-	return hi
 }
 
 // halfBlockSigned runs the block of pixels starting at s through every class
@@ -171,7 +188,7 @@ func (f *Fused) halfBlockSigned(probs []uint16, best []uint32, sum []int64, clas
 	clear(sum)
 	for c := range classes {
 		plane := probs[c*p+s : c*p+s+len(best)]
-		tag := halfTag(0, c)
+		tag := halfTag(c)
 		for j, b := range plane {
 			k := halfKey(b)
 			if k < f.rng.lo || k > f.rng.hi {
@@ -215,7 +232,7 @@ func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist 
 	if sparse {
 		binHalfMarked(plane, &sc.bg, sc.mark, &t.bgPos)
 	} else {
-		binHalf(plane, &sc.bg)
+		binHalf(plane, &sc.bg, &sc.bg2)
 	}
 	for _, i := range ignored {
 		sc.bg[plane[i]&(halfBgSlots-1)]--
@@ -255,11 +272,24 @@ func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist 
 	return halfExtension(visits, g)
 }
 
-// binHalf counts every value of plane as a background pixel.
-func binHalf(plane []uint16, bg *[halfBgSlots]uint32) {
-	for _, b := range plane {
-		bg[b&(halfBgSlots-1)]++
+// binHalf counts every value of plane as a background pixel. Neighbouring
+// pixels often hold the same value (a confident region), and counting them
+// all in bg would make each increment wait for the previous one: odd
+// pixels are counted in bg2, added to bg at the end.
+func binHalf(plane []uint16, bg, bg2 *[halfBgSlots]uint32) {
+	n := len(plane) &^ 1
+	for j := 0; j < n; j += 2 {
+		pair := plane[j : j+2 : j+2]
+		bg[pair[0]&(halfBgSlots-1)]++
+		bg2[pair[1]&(halfBgSlots-1)]++
 	}
+	if n < len(plane) {
+		bg[plane[n]&(halfBgSlots-1)]++
+	}
+	for k, v := range bg2 {
+		bg[k] += v
+	}
+	clear(bg2[:])
 }
 
 // binHalfMarked is binHalf that also marks the slots it touches.
@@ -361,26 +391,65 @@ func (f *Fused) halfReference(probs []uint16, labels []int32, classes, height, w
 
 // ArgmaxHalf returns the class of the highest float16 probability at every
 // pixel of probs[c*P+i] (bits), ties to the lowest class index, in dst's
-// storage when it is large enough. Like Argmax, it rejects NaN.
+// storage when it is large enough. Like Argmax, it rejects NaN. It takes
+// blocks of pixels through the class planes, as Fused.Half does, so that
+// their running maxima stay in cache, and keeps each maximum as one word
+// (see halfBlocks): at most 1<<16 classes.
 func ArgmaxHalf(probs []uint16, classes, width int, dst []int32) ([]int32, error) {
 	if classes < 1 || len(probs)%classes != 0 {
 		return nil, badInput("%d scores do not split into %d classes", len(probs), classes)
 	}
+	if classes > 1<<16 {
+		return nil, badInput("%d classes, more than the %d of a float16 argmax", classes, 1<<16)
+	}
 	p := len(probs) / classes
 	dst = resize(dst, p)
-	best := make([]int32, p)
-	for i := range best {
-		best[i] = math.MinInt32
-	}
-	for c := range classes {
-		for i, b := range probs[c*p : (c+1)*p] {
-			if b&0x7fff > 0x7c00 {
-				return nil, badInput("score NaN of class %d at pixel %s", c, pixelAt(i, width))
+	var block [fusedBlock]uint32
+	for s := 0; s < p; s += fusedBlock {
+		best := block[:min(fusedBlock, p-s)]
+		// Probabilities are seldom negative: halfMax takes their
+		// bits as keys, and a block with a sign bit or a NaN, the
+		// only bits above +inf, is taken again with signed keys.
+		clear(best)
+		for c := range classes {
+			halfMax(probs[c*p+s:c*p+s+len(best)], best, halfTag(c))
+		}
+		if slices.Max(best)>>16 > 0x7c00 {
+			clear(best)
+			var mag uint16
+			for c := range classes {
+				mag = max(mag, halfMaxSigned(probs[c*p+s:c*p+s+len(best)], best, halfTag(c)))
 			}
-			if k := halfKey(b); k > best[i] {
-				best[i], dst[i] = k, int32(c)
+			if mag > 0x7c00 {
+				return nil, firstHalfNaN(probs, classes, width)
 			}
+		}
+		for j, m := range best {
+			dst[s+j] = 0xffff - int32(m&0xffff)
 		}
 	}
 	return dst, nil
+}
+
+// halfMaxSigned folds one class's block of values, of either sign, into
+// the running maxima (key offset to be positive, and tie-breaker, as in
+// halfBlockSigned) and returns the largest magnitude's bits, above 0x7c00
+// for a NaN. It is kept out of line, as halfMax.
+//
+//go:noinline
+func halfMaxSigned(plane []uint16, best []uint32, tag uint32) (mag uint16) {
+	best = best[:len(plane)]
+	for j, b := range plane {
+		mag = max(mag, b&0x7fff)
+		best[j] = max(best[j], uint32(halfKey(b)+0x8000)<<16+tag)
+	}
+	return mag
+}
+
+// firstHalfNaN returns the error for the first NaN of probs in class-major
+// order, the one the reference reports. probs must hold one.
+func firstHalfNaN(probs []uint16, classes, width int) error {
+	p := len(probs) / classes
+	i := slices.IndexFunc(probs, func(b uint16) bool { return b&0x7fff > 0x7c00 })
+	return badInput("score NaN of class %d at pixel %s", i/p, pixelAt(i%p, width))
 }

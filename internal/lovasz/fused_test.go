@@ -484,3 +484,57 @@ func TestFusedNoAllocationsWhenWarm(t *testing.T) {
 		}
 	}
 }
+
+// TestArgmaxHalfMatchesReference compares ArgmaxHalf with Argmax on the
+// float32 values of the same bits: ties, signed zeros, negative values,
+// infinities and images spanning several blocks.
+func TestArgmaxHalfMatchesReference(t *testing.T) {
+	cases := halfCases()
+	inf := halfCase{name: "infinities", classes: 2, h: 1, w: 3}
+	inf.probs = []uint16{0x7c00, 0xfc00, 0x3c00, 0x3c00, 0x7c00, 0xfc00} // +inf, -inf, 1 / 1, +inf, -inf
+	cases = append(cases, inf)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := NewEvaluator().Argmax(fromHalf(tc.probs), tc.classes, tc.w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := ArgmaxHalf(tc.probs, tc.classes, tc.w, []int32{7})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got %v\nwant %v", got[:min(len(got), 20)], want[:min(len(want), 20)])
+			}
+		})
+	}
+}
+
+// TestArgmaxHalfNaN checks that ArgmaxHalf reports the NaN the reference
+// reports, the first in class-major order, even when a later block holds
+// one of a lower class.
+func TestArgmaxHalfNaN(t *testing.T) {
+	const classes, w = 3, fusedBlock + 10
+	tests := []struct {
+		name string
+		nan  uint16
+		at   []int // indices into probs
+	}{
+		{"one", 0x7e00, []int{w + 5}},
+		{"later block, lower class", 0x7e00, []int{fusedBlock + 3, 2*w + 1}},
+		{"negative NaN", 0xfe01, []int{2*w + 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			probs := make([]uint16, classes*w)
+			for _, i := range tt.at {
+				probs[i] = tt.nan
+			}
+			_, want := NewEvaluator().Argmax(fromHalf(probs), classes, w)
+			_, got := ArgmaxHalf(probs, classes, w, nil)
+			if want == nil || got == nil || got.Error() != want.Error() {
+				t.Errorf("got error %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -73,7 +73,15 @@ type halfTables struct {
 	// smallest float16 is 2^-24), so that per-pixel sums are exact
 	// integer sums, equal to the reference's float64 sums.
 	fixed [halfBgSlots]int64
+	// fixed32 is fixed for the fast path's non-negative values below
+	// fast32Limit, whose sums add in uint32 lanes (half the memory
+	// traffic); larger values hold garbage and never reach it.
+	fixed32 [halfBgSlots]uint32
 }
+
+// fast32Limit bounds the bits of values the fast path sums in uint32:
+// below 0x5c00 (256), a value is less than 2^32 units of 2^-24.
+const fast32Limit = 0x5c00
 
 const orderFg = 1 << 16
 
@@ -90,6 +98,7 @@ func newHalfTables() *halfTables {
 		v := halfValue(uint16(k))
 		all = append(all, entry{uint32(k), v})
 		t.fixed[k] = int64(math.Ldexp(v, 24))
+		t.fixed32[k] = uint32(min(t.fixed[k], math.MaxUint32))
 		// Foreground errors of p = +v and p = -v (-0 included).
 		all = append(all, entry{uint32(fgSlot(uint16(k))) | orderFg, math.Abs(1 - v)})
 		all = append(all, entry{uint32(fgSlot(uint16(k)|0x8000)) | orderFg, 1 + v})

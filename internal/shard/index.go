@@ -193,7 +193,6 @@ func dataSize(hdr *tar.Header) int64 {
 type SampleReader struct {
 	shardName string
 	lim       Limits
-	bufs      buffers
 }
 
 // NewSampleReader returns a SampleReader of samples of the named shard,
@@ -204,17 +203,9 @@ func NewSampleReader(shardName string, lim Limits) *SampleReader {
 }
 
 // Reset makes the SampleReader read samples of another shard, with that
-// shard's Limits, keeping the buffers of the samples released so far.
+// shard's Limits.
 func (sr *SampleReader) Reset(shardName string, lim Limits) {
 	sr.shardName, sr.lim = shardName, lim
-}
-
-// Drop hands the released buffers to a pool shared by the readers of the
-// process, so that an idle SampleReader holds no sample-sized memory while
-// the next reader (of another bundle, say) reads into them instead of
-// allocating.
-func (sr *SampleReader) Drop() {
-	sr.bufs.drop()
 }
 
 // Read reads sample e from r, which must be positioned at e.Offset of the
@@ -287,7 +278,7 @@ func (sr *SampleReader) Read(r io.Reader, e Entry) (*Sample, error) {
 			sr.Release(s)
 			return nil, sr.errorf(hdr.Name, "size %d bytes exceeds the limit of %d", hdr.Size, sr.lim.MaxMemberBytes)
 		}
-		data := sr.bufs.get(hdr.Size)
+		data := shared.get(hdr.Size)
 		if n, err := io.ReadFull(tr, data); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -306,11 +297,11 @@ func (sr *SampleReader) Read(r io.Reader, e Entry) (*Sample, error) {
 	return s, nil
 }
 
-// Release hands the field buffers of a sample the caller is done with back
-// to the SampleReader, which reads later members into them, as
-// Reader.Release does. The sample must not be used after.
+// Release hands the field buffers of a sample the caller is done with to
+// the readers of the process, as Reader.Release does. The sample must not
+// be used after.
 func (sr *SampleReader) Release(s *Sample) {
-	sr.bufs.release(s)
+	shared.release(s)
 }
 
 func (sr *SampleReader) errorf(member, format string, args ...any) error {

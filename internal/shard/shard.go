@@ -62,7 +62,6 @@ type Reader struct {
 	pending *member         // first member of the next sample, already read
 	seen    map[string]bool // keys of the samples started so far
 	err     error           // sticky: returned by every call after the first
-	bufs    buffers         // released member buffers, for reuse
 }
 
 // member is one regular file of the archive, read into memory.
@@ -177,7 +176,7 @@ func (r *Reader) nextMember() (*member, error) {
 		if hdr.Size > r.lim.MaxMemberBytes {
 			return nil, r.errorf(hdr.Name, "size %d bytes exceeds the limit of %d", hdr.Size, r.lim.MaxMemberBytes)
 		}
-		data := r.bufs.get(hdr.Size)
+		data := shared.get(hdr.Size)
 		if n, err := io.ReadFull(r.tr, data); err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -188,71 +187,23 @@ func (r *Reader) nextMember() (*member, error) {
 	}
 }
 
-// Release hands the field buffers of a sample the caller is done with back
-// to the Reader, which reads later members into them: a shard of 80 MB
-// samples then costs a few buffers, not a new 80 MB per sample for the
-// garbage collector to catch up with. The sample must not be used after.
+// Release hands the field buffers of a sample the caller is done with to
+// the readers of the process, which read later members into them (see
+// shared): a shard of 80 MB samples then costs a few buffers, not a new
+// 80 MB per sample for the garbage collector to catch up with. The sample
+// must not be used after.
 func (r *Reader) Release(s *Sample) {
-	r.bufs.release(s)
+	shared.release(s)
 }
 
-// buffers holds the field buffers of released samples for reuse by one
-// reader.
-type buffers struct {
-	free [][]byte
-}
-
-// release takes the field buffers of s, leaving it without fields.
-func (b *buffers) release(s *Sample) {
-	for f, data := range s.Fields {
-		b.free = append(b.free, data[:0])
-		delete(s.Fields, f)
-	}
-}
-
-// get returns a buffer of n bytes: the smallest released one that is large
-// enough, else one from the process's shared pool, else a new one.
-func (b *buffers) get(n int64) []byte {
-	if buf, ok := takeFitting(&b.free, n); ok {
-		return buf
-	}
-	return shared.get(n)
-}
-
-// drop hands the released buffers to the process's shared pool.
-func (b *buffers) drop() {
-	for _, buf := range b.free {
-		shared.put(buf)
-	}
-	b.free = nil
-}
-
-// takeFitting removes from *free and returns, cut to n bytes, the smallest
-// buffer of at least n bytes, if there is one.
-func takeFitting(free *[][]byte, n int64) ([]byte, bool) {
-	best := -1
-	for i, buf := range *free {
-		if int64(cap(buf)) >= n && (best < 0 || cap(buf) < cap((*free)[best])) {
-			best = i
-		}
-	}
-	if best < 0 {
-		return nil, false
-	}
-	buf := (*free)[best]
-	*free = slices.Delete(*free, best, best+1)
-	return buf[:n], true
-}
-
-// shared holds member buffers that readers have dropped (a Reader or
-// SampleReader idle between bundles, a reader made for one sample), for
-// any reader of the process. Readers come and go with a runner's bundles
-// (one per Cityscapes sample under prism); without the pool each 80 MB
-// member would be a fresh allocation, which the kernel zeroes page by page
-// (a quarter of the CPU of a run), and garbage that keeps the heap, and
-// the RSS, large. It holds a bounded number of buffers, about two
-// members per sample in flight: the evaluation runs up to GOMAXPROCS
-// samples while the next is read.
+// shared holds the member buffers of released samples for any reader of
+// the process. Readers come and go with a runner's bundles (one per
+// Cityscapes sample under prism); without the pool each 80 MB member would
+// be a fresh allocation, which the kernel zeroes page by page (a quarter
+// of the CPU of a run), and garbage that keeps the heap, and the RSS,
+// large. It holds a bounded number of buffers, two members for each sample
+// a process holds at once: GOMAXPROCS evaluated while the next is read,
+// and one spare.
 var shared = bufferPool{max: 2 * (runtime.GOMAXPROCS(0) + 2)}
 
 // bufferPool is a bounded, concurrency-safe set of buffers.
@@ -262,16 +213,32 @@ type bufferPool struct {
 	max  int
 }
 
-// get returns a buffer of n bytes, the smallest pooled one that is large
-// enough or a new one.
+// release pools the field buffers of s, leaving it without fields.
+func (p *bufferPool) release(s *Sample) {
+	for f, data := range s.Fields {
+		p.put(data)
+		delete(s.Fields, f)
+	}
+}
+
+// get returns a buffer of n bytes: the smallest pooled one that is large
+// enough, unless it is more than twice as large (a label PNG must not take
+// the buffer of the next probability member), or a new one.
 func (p *bufferPool) get(n int64) []byte {
 	p.mu.Lock()
-	buf, ok := takeFitting(&p.free, n)
-	p.mu.Unlock()
-	if !ok {
-		buf = make([]byte, n)
+	defer p.mu.Unlock()
+	best := -1
+	for i, buf := range p.free {
+		if c := int64(cap(buf)); c >= n && c/2 <= n && (best < 0 || cap(buf) < cap(p.free[best])) {
+			best = i
+		}
 	}
-	return buf
+	if best < 0 {
+		return make([]byte, n)
+	}
+	buf := p.free[best]
+	p.free = slices.Delete(p.free, best, best+1)
+	return buf[:n]
 }
 
 // put pools buf, or when the pool is full keeps the larger buffers, whose
@@ -283,10 +250,14 @@ func (p *bufferPool) put(buf []byte) {
 		p.free = append(p.free, buf[:0])
 		return
 	}
-	small := slices.MinFunc(p.free, func(a, b []byte) int { return cap(a) - cap(b) })
-	if cap(small) < cap(buf) {
-		i := slices.IndexFunc(p.free, func(b []byte) bool { return cap(b) == cap(small) })
-		p.free[i] = buf[:0]
+	small := 0
+	for i, b := range p.free {
+		if cap(b) < cap(p.free[small]) {
+			small = i
+		}
+	}
+	if cap(p.free[small]) < cap(buf) {
+		p.free[small] = buf[:0]
 	}
 }
 

@@ -373,3 +373,69 @@ func TestReleaseReusesBuffers(t *testing.T) {
 		t.Errorf("%d distinct probability buffers for 4 samples: released buffers were not reused", len(seen))
 	}
 }
+
+// The shared pool hands a released buffer to any reader, but only for a
+// member at least half its size, and keeps the larger buffers when full.
+func TestBufferPool(t *testing.T) {
+	tests := []struct {
+		name   string
+		pooled []int // capacities put, in order
+		max    int
+		get    int64
+		want   int // capacity got; 0 for a new buffer
+	}{
+		{"fits", []int{4096}, 4, 4000, 4096},
+		{"smallest that fits", []int{9000, 5000, 3000}, 4, 2600, 3000},
+		{"too large for a small member", []int{4096}, 4, 100, 0},
+		{"too small", []int{4096}, 4, 5000, 0},
+		{"full keeps the larger", []int{100, 8000, 9000}, 2, 7000, 8000},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := bufferPool{max: tt.max}
+			mine := map[*byte]bool{}
+			for _, n := range tt.pooled {
+				b := make([]byte, n)
+				mine[&b[:1][0]] = true
+				p.put(b)
+			}
+			got := p.get(tt.get)
+			if int64(len(got)) != tt.get {
+				t.Fatalf("got %d bytes, want %d", len(got), tt.get)
+			}
+			switch reused := mine[&got[:1][0]]; {
+			case tt.want == 0 && reused:
+				t.Errorf("got a pooled buffer of %d bytes, want a new one", cap(got))
+			case tt.want != 0 && (!reused || cap(got) != tt.want):
+				t.Errorf("got a buffer of %d bytes (pooled: %v), want the pooled one of %d", cap(got), reused, tt.want)
+			}
+		})
+	}
+}
+
+// Buffers released by one SampleReader are read into by another: readers
+// come and go with a runner's bundles.
+func TestSampleReaderSharesBuffers(t *testing.T) {
+	const size = 3 << 20 // larger than other tests' members
+	data, _ := buildTar(t, entry{name: "k.probs.npy", body: strings.Repeat("p", size)})
+	index, err := Index(bytes.NewReader(data), "mem.tar", Limits{MaxMemberBytes: 1 << 30})
+	if err != nil || len(index) != 1 {
+		t.Fatalf("index %v, %v", index, err)
+	}
+	read := func() *Sample {
+		s, err := NewSampleReader("mem.tar", Limits{MaxMemberBytes: 1 << 30}).Read(bytes.NewReader(data), index[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Fields["probs.npy"]; len(got) != size || got[size-1] != 'p' {
+			t.Fatalf("read %d bytes", len(got))
+		}
+		return s
+	}
+	first := read()
+	buf := &first.Fields["probs.npy"][0]
+	NewSampleReader("other.tar", Limits{MaxMemberBytes: 1}).Release(first)
+	if second := read(); &second.Fields["probs.npy"][0] != buf {
+		t.Errorf("the second reader allocated a new buffer instead of the released one")
+	}
+}
