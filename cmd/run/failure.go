@@ -83,6 +83,12 @@ var flagHints = []flagHint{
 	{regexp.MustCompile(`binary mode needs logits of shape`), func([]string, func(string) bool) string {
 		return "predictions with a score per class are evaluated with --mode=multiclass"
 	}},
+	{regexp.MustCompile(`the prediction is a class map, which does not say how many classes`), func([]string, func(string) bool) string {
+		return "argmax maps need --num_classes"
+	}},
+	{regexp.MustCompile(`the archive holds more than one array: (.*); name the one to read`), func(m []string, _ func(string) bool) string {
+		return fmt.Sprintf("choose the array with --npz_key (one of: %s)", m[1])
+	}},
 	{regexp.MustCompile(`sum to \S+, not 1 within`), func([]string, func(string) bool) string {
 		return "logits stored as probabilities? store them as KEY.logits.npy; --prob_tolerance sets the tolerance"
 	}},

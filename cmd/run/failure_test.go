@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
 	"errors"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 
 	"github.com/segeval/segeval/internal/evaluate"
 	"github.com/segeval/segeval/internal/lovasz"
+	"github.com/segeval/segeval/internal/npy"
 	"github.com/segeval/segeval/internal/sample"
+	"github.com/segeval/segeval/internal/shard"
 )
 
 // TestRootCause extracts a DoFn's message from the runner's error text.
@@ -76,6 +79,7 @@ func TestFlagHints(t *testing.T) {
 		{"num_classes not given", evaluate.Options{Mode: evaluate.Multiclass, Classes: 7}, probs(21, 1.0/21), "", ""},
 		{"binary model", evaluate.Options{Mode: evaluate.Multiclass}, logits, "", "--mode=binary"},
 		{"multiclass model", evaluate.Options{Mode: evaluate.Binary}, probs(3, 1.0/3), "", "--mode=multiclass"},
+		{"argmax map without a class count", evaluate.Options{Mode: evaluate.Multiclass}, &sample.Image{Key: "k", Height: h, Width: w, Labels: make([]int32, h*w), Prediction: sample.ArgmaxMap, Pred: make([]int32, h*w)}, "", "--num_classes"},
 		{"logits as probabilities", evaluate.Options{Mode: evaluate.Multiclass, ProbTolerance: 0.01, BinsPerOctave: lovasz.DefaultBinsPerOctave}, probs(3, 0.9), "", "KEY.logits.npy"},
 	}
 	for _, tt := range tests {
@@ -87,5 +91,38 @@ func TestFlagHints(t *testing.T) {
 		if tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 			t.Errorf("%s: hint %q for %q, want %q", tt.name, got, err, tt.want)
 		}
+	}
+}
+
+// TestFlagHintNPZKey produces the several-arrays cause from the decoder, as
+// a run would, from an .npz that numpy.savez would write with two arrays.
+func TestFlagHintNPZKey(t *testing.T) {
+	var label, npzData bytes.Buffer
+	if err := npy.Write(&label, "|u1", []int{1, 1}, []uint8{0}); err != nil {
+		t.Fatal(err)
+	}
+	zw := zip.NewWriter(&npzData)
+	for _, name := range []string{"logits.npy", "softmax.npy"} {
+		f, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := npy.Write(f, "<f4", []int{2, 1, 1}, []float32{0.5, 0.5}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	smp := &shard.Sample{Key: "k", Fields: map[string][]byte{"label.npy": label.Bytes(), "probs.npz": npzData.Bytes()}}
+	lim := sample.Limits{MaxPixels: 1 << 20, MaxClasses: 16, MaxMemberBytes: 1 << 20}
+	var dec sample.Decoder
+	_, err := dec.Decode(smp, "a.tar", sample.Options{Limits: lim})
+	if err == nil {
+		t.Fatal("two arrays and no key decoded")
+	}
+	got := hint(err.Error(), func(string) bool { return false })
+	if want := "--npz_key (one of: logits, softmax)"; !strings.Contains(got, want) {
+		t.Errorf("hint %q for %q, want %q", got, err, want)
 	}
 }

@@ -350,7 +350,7 @@ func (e *Evaluator) classesOf(img *sample.Image) (int, error) {
 	}
 	if img.Prediction == sample.ArgmaxMap {
 		if e.opt.Classes == 0 {
-			return 0, badInput("the prediction is a class map: --num_classes is required")
+			return 0, badInput("the prediction is a class map, which does not say how many classes there are: the number must be given")
 		}
 		return e.opt.Classes, nil
 	}

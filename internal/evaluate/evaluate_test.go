@@ -96,7 +96,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"classes differ from the flag", func(o *Options) { o.Classes = 5 }, func() *sample.Image { return base }, "expected 5"},
 		{"argmax map without classes", nil, func() *sample.Image {
 			return &sample.Image{Key: "k", Height: 12, Width: 10, Labels: base.Labels, Prediction: sample.ArgmaxMap, Pred: base.Labels}
-		}, "--num_classes"},
+		}, "the number must be given"},
 		{"ignore index is a class", func(o *Options) { o.Ignore = 2 }, func() *sample.Image { return base }, "ignore index 2"},
 		{"binary mode with class scores", func(o *Options) { o.Mode = Binary }, func() *sample.Image { return base }, "binary mode"},
 		{"one-class scores in multiclass mode", nil, func() *sample.Image {

@@ -284,9 +284,6 @@ func (d *Decoder) decodeScores(field string, data []byte, kind Prediction, opt O
 	if strings.HasSuffix(field, ".npz") {
 		var array string
 		data, array, err = npz.Member(data, opt.NPZKey, opt.Limits.MaxMemberBytes)
-		if errors.Is(err, npz.ErrSeveralArrays) {
-			err = fmt.Errorf("%w (choose one with --npz_key)", err)
-		}
 		if err != nil {
 			return nil, nil, 0, 0, 0, err
 		}

@@ -465,7 +465,7 @@ func TestDecodeErrors(t *testing.T) {
 			name:       "probs.npz of several arrays, no key",
 			fields:     map[string][]byte{"label.npy": fixture(t, "label.npy"), "probs.npz": fixture(t, "probs_two.npz")},
 			wantMember: "img1.probs.npz",
-			wantErr:    "npz: the archive holds more than one array: logits, softmax; name the one to read (choose one with --npz_key)",
+			wantErr:    "npz: the archive holds more than one array: logits, softmax; name the one to read",
 		},
 		{
 			name:       "probs.npz without the key",
