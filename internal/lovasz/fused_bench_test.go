@@ -71,8 +71,9 @@ func BenchmarkReferenceHalf(b *testing.B) {
 }
 
 // BenchmarkFusedHalfStages times the fused path's two passes apart: the
-// blocked pass (check, argmax, confusion) and the per-class loss, and the
-// reference's argmax and confusion on the same values beside them.
+// blocked pass (range check, argmax, confusion, and the per-pixel sums when
+// the probability check is on) and the per-class loss, and the reference's
+// argmax and confusion on the same values beside them.
 func BenchmarkFusedHalfStages(b *testing.B) {
 	for _, sz := range fusedSizes[:2] {
 		im := benchImage(sz.classes, sz.h, sz.w, 1)
@@ -91,14 +92,24 @@ func BenchmarkFusedHalfStages(b *testing.B) {
 				}
 			}
 		})
-		b.Run(fmt.Sprintf("%s/argmax+counts", sz.name), func(b *testing.B) {
-			for b.Loop() {
-				f.resetConf(sz.classes)
-				if !f.halfBlocks(probs, im.labels, sz.classes, p, Options{}, 0.01, halfTablesOnce()) {
-					b.Fatal("check failed")
-				}
+		// The blocked pass with the probability check (tolerance 0.01,
+		// the default) and without it (0), which leaves what the
+		// reference's argmax and confusion do.
+		for _, tol := range []float64{0.01, 0} {
+			name := "argmax+counts+checks"
+			if tol == 0 {
+				name = "argmax+counts"
 			}
-		})
+			b.Run(fmt.Sprintf("%s/%s", sz.name, name), func(b *testing.B) {
+				f.rng = newHalfRange(tol)
+				for b.Loop() {
+					f.resetConf(sz.classes)
+					if !f.halfBlocks(probs, im.labels, sz.classes, p, Options{}, tol, halfTablesOnce()) {
+						b.Fatal("check failed")
+					}
+				}
+			})
+		}
 		b.Run(fmt.Sprintf("%s/loss", sz.name), func(b *testing.B) {
 			hist, err := NewHistogram(sz.classes, DefaultBinsPerOctave)
 			if err != nil {

@@ -123,15 +123,27 @@ func (f *Fused) halfBlocks(probs []uint16, labels []int32, classes, p int, opt O
 func halfBlockFast(probs []uint16, best []uint32, sum []int64, sum32 []uint32, classes, p, s int, sums bool, fold int, fastHi uint16, t *halfTables) bool {
 	clear(best)
 	clear(sum)
+	n := len(best)
 	for c0 := 0; c0 < classes; c0 += fold {
 		clear(sum32)
-		for c := c0; c < min(c0+fold, classes); c++ {
-			plane := probs[c*p+s : c*p+s+len(best)]
-			tag := halfTag(c)
+		end := min(c0+fold, classes)
+		// Classes go two at a time: one load and store of each
+		// pixel's maximum and sum serves two values.
+		c := c0
+		for ; c+1 < end; c += 2 {
+			a, b := probs[c*p+s:c*p+s+n], probs[(c+1)*p+s:(c+1)*p+s+n]
 			if sums {
-				halfMaxSum(plane, best, sum32, &t.fixed32, tag)
+				halfMaxSum2(a, b, best, sum32, &t.fixed32, halfTag(c))
 			} else {
-				halfMax(plane, best, tag)
+				halfMax2(a, b, best, halfTag(c))
+			}
+		}
+		if c < end {
+			plane := probs[c*p+s : c*p+s+n]
+			if sums {
+				halfMaxSum(plane, best, sum32, &t.fixed32, halfTag(c))
+			} else {
+				halfMax(plane, best, halfTag(c))
 			}
 		}
 		if sums {
@@ -163,6 +175,33 @@ func halfMax(plane []uint16, best []uint32, tag uint32) {
 	best = best[:len(plane)]
 	for j, b := range plane {
 		best[j] = max(best[j], uint32(b)<<16+tag)
+	}
+}
+
+// halfMax2 is halfMax for two consecutive classes, a of tag and b of
+// tag-1 (see halfTag). It is kept out of line, as halfMax.
+//
+//go:noinline
+func halfMax2(a, b []uint16, best []uint32, tag uint32) {
+	best = best[:len(a)]
+	b = b[:len(a)]
+	for j, x := range a {
+		best[j] = max(best[j], uint32(x)<<16+tag, uint32(b[j])<<16+tag-1)
+	}
+}
+
+// halfMaxSum2 is halfMaxSum for two consecutive classes, as halfMax2.
+//
+//go:noinline
+func halfMaxSum2(a, b []uint16, best []uint32, sum []uint32, fixed *[halfBgSlots]uint32, tag uint32) {
+	best = best[:len(a)]
+	sum = sum[:len(a)]
+	b = b[:len(a)]
+	_ = fixed[0] // one nil check, not one per value
+	for j, x := range a {
+		y := b[j]
+		best[j] = max(best[j], uint32(x)<<16+tag, uint32(y)<<16+tag-1)
+		sum[j] += fixed[x&(halfBgSlots-1)] + fixed[y&(halfBgSlots-1)]
 	}
 }
 
@@ -411,8 +450,13 @@ func ArgmaxHalf(probs []uint16, classes, width int, dst []int32) ([]int32, error
 		// bits as keys, and a block with a sign bit or a NaN, the
 		// only bits above +inf, is taken again with signed keys.
 		clear(best)
-		for c := range classes {
-			halfMax(probs[c*p+s:c*p+s+len(best)], best, halfTag(c))
+		n := len(best)
+		c := 0
+		for ; c+1 < classes; c += 2 {
+			halfMax2(probs[c*p+s:c*p+s+n], probs[(c+1)*p+s:(c+1)*p+s+n], best, halfTag(c))
+		}
+		if c < classes {
+			halfMax(probs[c*p+s:c*p+s+n], best, halfTag(c))
 		}
 		if slices.Max(best)>>16 > 0x7c00 {
 			clear(best)
