@@ -319,7 +319,7 @@ type decoderPool struct {
 }
 
 // get returns a pooled decoder, or a new one. Decoders keep float16
-// probabilities as bits, for lovasz.Fused.Half and lovasz.ArgmaxHalf.
+// probabilities as bits, for lovasz.Fused.Half and lovasz.ArgmaxHalfAt.
 func (p decoderPool) get() *sample.Decoder {
 	select {
 	case d := <-p.free:

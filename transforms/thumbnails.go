@@ -162,12 +162,17 @@ func (r *renderer) render(ctx context.Context, smp *shard.Sample, ref results.Im
 	if err != nil {
 		return Thumbnail{}, err
 	}
-	pred, classes, err := r.eval.PredictionMap(img)
+	// The prediction is taken only at the pixels the panels show.
+	grid, err := report.NewGrid(img.Height, img.Width, thumbnailSide)
+	if err != nil {
+		return Thumbnail{}, err
+	}
+	pred, classes, err := r.eval.PredictionAt(img, grid.Pixels)
 	if err != nil {
 		return Thumbnail{}, err
 	}
 	src := report.ThumbnailSource{
-		Height: img.Height, Width: img.Width, Labels: img.Labels, Pred: pred, Classes: classes,
+		Height: img.Height, Width: img.Width, Labels: grid.At(img.Labels), Pred: pred, Classes: classes,
 		Ignore: int32(cfg.Eval.Ignore), HasIgnore: cfg.Eval.HasIgnore,
 	}
 	var note string

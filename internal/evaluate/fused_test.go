@@ -95,9 +95,9 @@ func TestFusedFloat16MatchesReference(t *testing.T) {
 	}
 }
 
-// TestPredictionMapFloat16 checks the class map of a float16 image kept as
-// bits against the one of its float32 values.
-func TestPredictionMapFloat16(t *testing.T) {
+// TestPredictionAtFloat16 checks the classes of a float16 image kept as
+// bits against the ones of its float32 values, at every pixel.
+func TestPredictionAtFloat16(t *testing.T) {
 	im := synth.NewImage("a", synth.Options{Classes: 6, Height: 20, Width: 24, Regions: 5, Ignore: 255, Confidence: 1}, 4)
 	data := shardOf(t, im)
 	maps := make([][]int32, 2)
@@ -111,13 +111,17 @@ func TestPredictionMapFloat16(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pred, classes, err := NewEvaluator(options()).PredictionMap(img)
+		pixels := make([]int, img.Height*img.Width)
+		for i := range pixels {
+			pixels[i] = i
+		}
+		pred, classes, err := NewEvaluator(options()).PredictionAt(img, pixels)
 		if err != nil || classes != 6 {
 			t.Fatalf("%v classes, %v", classes, err)
 		}
 		maps[i] = append([]int32(nil), pred...)
 	}
 	if !reflect.DeepEqual(maps[0], maps[1]) {
-		t.Error("class maps of float32 and float16 bits differ")
+		t.Error("classes of float32 and float16 bits differ")
 	}
 }

@@ -123,24 +123,3 @@ func BenchmarkFusedHalfStages(b *testing.B) {
 		})
 	}
 }
-
-// BenchmarkArgmaxHalf is the prediction map of a report thumbnail, from
-// float16 bits.
-func BenchmarkArgmaxHalf(b *testing.B) {
-	for _, sz := range benchSizes {
-		b.Run(sz.name, func(b *testing.B) {
-			im := benchImage(sz.classes, sz.h, sz.w, 1)
-			probs := toHalf(im.probs)
-			dst, err := ArgmaxHalf(probs, sz.classes, sz.w, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if dst, err = ArgmaxHalf(probs, sz.classes, sz.w, dst); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}

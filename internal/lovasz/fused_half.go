@@ -3,7 +3,6 @@ package lovasz
 import (
 	"math"
 	"math/bits"
-	"slices"
 )
 
 // halfScratch holds the float16 path's per-class counts. Every count is zero
@@ -295,7 +294,7 @@ func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist 
 	f.visits = visits
 	g := int64(len(fg))
 	if hist != nil {
-		f.fold.start(hist, c)
+		f.fold.start(hist, c, t)
 		f.fold.addAll(visits)
 		if g == 0 && opt.Classes.Mode != Present && len(visits) > 0 && !(visits[0].err <= hist.MaxError[c]) {
 			hist.MaxError[c] = visits[0].err
@@ -342,11 +341,12 @@ func binHalfMarked(plane []uint16, bg *[halfBgSlots]uint32, mark []uint64, pos *
 }
 
 // halfVisit is a slot of halfTables.order that holds pixels: its error,
-// whether it is a foreground slot, and its number of pixels. Gathering
-// them once keeps the walks that follow off the large tables.
+// position, whether it is a foreground slot, and its number of pixels.
+// Gathering them once keeps the walks that follow off the large tables.
 type halfVisit struct {
 	err float64
 	n   uint32
+	pos uint16 // in halfTables.order
 	fg  bool
 }
 
@@ -368,7 +368,7 @@ func gatherDense(sc *halfScratch, t *halfTables, valid int64, dst []halfVisit) [
 	var seen int64
 	for pos, slot := range t.order {
 		if n := sc.take(slot); n != 0 {
-			dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
+			dst = append(dst, halfVisit{err: t.err[pos], n: n, pos: uint16(pos), fg: slot&orderFg != 0})
 			if seen += int64(n); seen == valid {
 				break
 			}
@@ -390,7 +390,7 @@ func gatherSparse(sc *halfScratch, t *halfTables, dst []halfVisit) []halfVisit {
 			word &= word - 1
 			slot := t.order[pos]
 			if n := sc.take(slot); n != 0 {
-				dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
+				dst = append(dst, halfVisit{err: t.err[pos], n: n, pos: uint16(pos), fg: slot&orderFg != 0})
 			}
 		}
 	}
@@ -426,74 +426,4 @@ func (f *Fused) halfReference(probs []uint16, labels []int32, classes, height, w
 		f.f32[i] = float32(halfValue(b))
 	}
 	return f.reference(f.f32, labels, classes, height, width, opt, tol, hist, counts)
-}
-
-// ArgmaxHalf returns the class of the highest float16 probability at every
-// pixel of probs[c*P+i] (bits), ties to the lowest class index, in dst's
-// storage when it is large enough. Like Argmax, it rejects NaN. It takes
-// blocks of pixels through the class planes, as Fused.Half does, so that
-// their running maxima stay in cache, and keeps each maximum as one word
-// (see halfBlocks): at most 1<<16 classes.
-func ArgmaxHalf(probs []uint16, classes, width int, dst []int32) ([]int32, error) {
-	if classes < 1 || len(probs)%classes != 0 {
-		return nil, badInput("%d scores do not split into %d classes", len(probs), classes)
-	}
-	if classes > 1<<16 {
-		return nil, badInput("%d classes, more than the %d of a float16 argmax", classes, 1<<16)
-	}
-	p := len(probs) / classes
-	dst = resize(dst, p)
-	var block [fusedBlock]uint32
-	for s := 0; s < p; s += fusedBlock {
-		best := block[:min(fusedBlock, p-s)]
-		// Probabilities are seldom negative: halfMax takes their
-		// bits as keys, and a block with a sign bit or a NaN, the
-		// only bits above +inf, is taken again with signed keys.
-		clear(best)
-		n := len(best)
-		c := 0
-		for ; c+1 < classes; c += 2 {
-			halfMax2(probs[c*p+s:c*p+s+n], probs[(c+1)*p+s:(c+1)*p+s+n], best, halfTag(c))
-		}
-		if c < classes {
-			halfMax(probs[c*p+s:c*p+s+n], best, halfTag(c))
-		}
-		if slices.Max(best)>>16 > 0x7c00 {
-			clear(best)
-			var mag uint16
-			for c := range classes {
-				mag = max(mag, halfMaxSigned(probs[c*p+s:c*p+s+len(best)], best, halfTag(c)))
-			}
-			if mag > 0x7c00 {
-				return nil, firstHalfNaN(probs, classes, width)
-			}
-		}
-		for j, m := range best {
-			dst[s+j] = 0xffff - int32(m&0xffff)
-		}
-	}
-	return dst, nil
-}
-
-// halfMaxSigned folds one class's block of values, of either sign, into
-// the running maxima (key offset to be positive, and tie-breaker, as in
-// halfBlockSigned) and returns the largest magnitude's bits, above 0x7c00
-// for a NaN. It is kept out of line, as halfMax.
-//
-//go:noinline
-func halfMaxSigned(plane []uint16, best []uint32, tag uint32) (mag uint16) {
-	best = best[:len(plane)]
-	for j, b := range plane {
-		mag = max(mag, b&0x7fff)
-		best[j] = max(best[j], uint32(halfKey(b)+0x8000)<<16+tag)
-	}
-	return mag
-}
-
-// firstHalfNaN returns the error for the first NaN of probs in class-major
-// order, the one the reference reports. probs must hold one.
-func firstHalfNaN(probs []uint16, classes, width int) error {
-	p := len(probs) / classes
-	i := slices.IndexFunc(probs, func(b uint16) bool { return b&0x7fff > 0x7c00 })
-	return badInput("score NaN of class %d at pixel %s", i/p, pixelAt(i%p, width))
 }

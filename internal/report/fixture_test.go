@@ -201,7 +201,8 @@ func thumbnail(t *testing.T) Thumbnail {
 			pic.SetNRGBA(x, y, color.NRGBA{uint8(float64(base.R)*shade*0.6 + 40), uint8(float64(base.G)*shade*0.6 + 40), uint8(float64(base.B)*shade*0.6 + 40), 255})
 		}
 	}
-	th, err := NewThumbnail(ThumbnailSource{Height: h, Width: w, Labels: label, Pred: pred, Classes: 19, Ignore: 255, HasIgnore: true, Picture: pic}, 200)
+	gridLabels, gridPred := onGrid(t, h, w, 200, label, pred)
+	th, err := NewThumbnail(ThumbnailSource{Height: h, Width: w, Labels: gridLabels, Pred: gridPred, Classes: 19, Ignore: 255, HasIgnore: true, Picture: pic}, 200)
 	if err != nil {
 		t.Fatal(err)
 	}

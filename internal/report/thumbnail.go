@@ -33,10 +33,59 @@ var ErrorMapIgnored = color.NRGBA{112, 112, 112, 255}
 // label and prediction panels.
 const overlayWeight = 50
 
-// ThumbnailSource is what a worst image's thumbnail is drawn from.
-type ThumbnailSource struct {
+// Grid is the grid the panels of a thumbnail are drawn on: the label's,
+// downscaled by nearest neighbour. NewThumbnail draws on it, and a caller
+// takes its prediction only at its pixels (see ThumbnailSource).
+type Grid struct {
+	// Height and Width are the panels' size.
 	Height, Width int
-	// Labels and Pred hold Height*Width class ids, row-major: the label
+	// Pixels holds, for each panel pixel in row-major order, the index
+	// in the label (row * the label's width + column) of the label pixel
+	// under the panel pixel's center.
+	Pixels []int
+}
+
+// NewGrid returns the grid of the panels of a height x width label whose
+// longer side is at most maxSide (see fit).
+func NewGrid(height, width, maxSide int) (Grid, error) {
+	switch {
+	case height <= 0 || width <= 0:
+		return Grid{}, fmt.Errorf("report: thumbnail: bad size %dx%d", height, width)
+	case maxSide <= 0:
+		return Grid{}, errors.New("report: thumbnail: maxSide must be positive")
+	}
+	g := Grid{}
+	g.Height, g.Width = fit(height, width, maxSide)
+	g.Pixels = make([]int, 0, g.Height*g.Width)
+	for y := range g.Height {
+		sy := (2*y + 1) * height / (2 * g.Height)
+		for x := range g.Width {
+			sx := (2*x + 1) * width / (2 * g.Width)
+			g.Pixels = append(g.Pixels, sy*width+sx)
+		}
+	}
+	return g, nil
+}
+
+// At returns the values of a label-sized map, such as the labels, at the
+// grid's pixels, in their order: what ThumbnailSource holds.
+func (g Grid) At(values []int32) []int32 {
+	out := make([]int32, len(g.Pixels))
+	for k, i := range g.Pixels {
+		out[k] = values[i]
+	}
+	return out
+}
+
+// ThumbnailSource is what a worst image's thumbnail is drawn from: a
+// Height x Width label and its prediction, given only at the pixels of the
+// panels' grid, NewGrid(Height, Width, maxSide) for NewThumbnail's
+// maxSide, so that the prediction need not be computed anywhere else.
+type ThumbnailSource struct {
+	// Height and Width are the label's size.
+	Height, Width int
+	// Labels and Pred hold a class id for each pixel of the grid, in the
+	// order of Grid.Pixels (row-major on the panels): the label there
 	// (after any label mapping) and the predicted class.
 	Labels, Pred []int32
 	Classes      int
@@ -55,24 +104,21 @@ type ThumbnailSource struct {
 // the label and the prediction (over the picture when there is one), all
 // three JPEG with a picture and PNG without, and the error map, PNG.
 func NewThumbnail(src ThumbnailSource, maxSide int) (Thumbnail, error) {
-	h, w := src.Height, src.Width
+	grid, err := NewGrid(src.Height, src.Width, maxSide)
 	switch {
-	case h <= 0 || w <= 0:
-		return Thumbnail{}, fmt.Errorf("report: thumbnail: bad size %dx%d", h, w)
-	case len(src.Labels) != h*w || len(src.Pred) != h*w:
-		return Thumbnail{}, fmt.Errorf("report: thumbnail: %d labels and %d predictions for a %dx%d image", len(src.Labels), len(src.Pred), h, w)
+	case err != nil:
+		return Thumbnail{}, err
+	case len(src.Labels) != len(grid.Pixels) || len(src.Pred) != len(grid.Pixels):
+		return Thumbnail{}, fmt.Errorf("report: thumbnail: %d labels and %d predictions for the %dx%d grid of a %dx%d image", len(src.Labels), len(src.Pred), grid.Height, grid.Width, src.Height, src.Width)
 	case src.Classes <= 0:
 		return Thumbnail{}, fmt.Errorf("report: thumbnail: %d classes", src.Classes)
-	case maxSide <= 0:
-		return Thumbnail{}, errors.New("report: thumbnail: maxSide must be positive")
 	}
 	if src.Picture != nil {
-		if err := CheckPicture(src.Picture.Bounds(), h, w); err != nil {
+		if err := CheckPicture(src.Picture.Bounds(), src.Height, src.Width); err != nil {
 			return Thumbnail{}, fmt.Errorf("report: thumbnail: %w", err)
 		}
 	}
-	outH, outW := fit(h, w, maxSide)
-	rect := image.Rect(0, 0, outW, outH)
+	rect := image.Rect(0, 0, grid.Width, grid.Height)
 	var pic *image.NRGBA
 	if src.Picture != nil {
 		pic = scalePicture(src.Picture, rect)
@@ -81,39 +127,36 @@ func NewThumbnail(src ThumbnailSource, maxSide int) (Thumbnail, error) {
 	evaluated := func(v int32) bool {
 		return !(src.HasIgnore && v == src.Ignore) && v >= 0 && int64(v) < int64(src.Classes)
 	}
-	for y := range outH {
-		sy := (2*y + 1) * h / (2 * outH) // the source pixel under the output pixel's center
-		for x := range outW {
-			sx := (2*x + 1) * w / (2 * outW)
-			l, p := src.Labels[sy*w+sx], src.Pred[sy*w+sx]
-			lc, pc := classColor(l, src.Classes), classColor(p, src.Classes)
-			if src.HasIgnore && l == src.Ignore {
-				lc = void
-			}
-			var ec color.NRGBA
-			switch {
-			case !evaluated(l):
-				ec = ErrorMapIgnored
-			case p != l:
-				ec = pc
-			case pic != nil:
-				ec = dim(pic.NRGBAAt(x, y))
-			default:
-				ec = dim(lc)
-			}
-			if pic != nil {
-				under := pic.NRGBAAt(x, y)
-				if evaluated(l) {
-					lc = mix(lc, under, overlayWeight)
-				} else {
-					lc = under // nothing to draw over the picture
-				}
-				pc = mix(pc, under, overlayWeight)
-			}
-			label.SetNRGBA(x, y, lc)
-			pred.SetNRGBA(x, y, pc)
-			errs.SetNRGBA(x, y, ec)
+	for k := range grid.Pixels {
+		x, y := k%grid.Width, k/grid.Width
+		l, p := src.Labels[k], src.Pred[k]
+		lc, pc := classColor(l, src.Classes), classColor(p, src.Classes)
+		if src.HasIgnore && l == src.Ignore {
+			lc = void
 		}
+		var ec color.NRGBA
+		switch {
+		case !evaluated(l):
+			ec = ErrorMapIgnored
+		case p != l:
+			ec = pc
+		case pic != nil:
+			ec = dim(pic.NRGBAAt(x, y))
+		default:
+			ec = dim(lc)
+		}
+		if pic != nil {
+			under := pic.NRGBAAt(x, y)
+			if evaluated(l) {
+				lc = mix(lc, under, overlayWeight)
+			} else {
+				lc = under // nothing to draw over the picture
+			}
+			pc = mix(pc, under, overlayWeight)
+		}
+		label.SetNRGBA(x, y, lc)
+		pred.SetNRGBA(x, y, pc)
+		errs.SetNRGBA(x, y, ec)
 	}
 	// Panels with the picture in them are photographs, several times
 	// smaller as JPEG than as PNG (a report holds dozens); the error map
@@ -123,7 +166,6 @@ func NewThumbnail(src ThumbnailSource, maxSide int) (Thumbnail, error) {
 		encode = encodeJPEG
 	}
 	var th Thumbnail
-	var err error
 	if pic != nil {
 		if th.Image, err = encode(pic); err != nil {
 			return Thumbnail{}, err

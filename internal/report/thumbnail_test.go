@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -17,6 +18,17 @@ func flatPicture(w, h int, c color.NRGBA) *image.NRGBA {
 		img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = c.R, c.G, c.B, c.A
 	}
 	return img
+}
+
+// onGrid is a thumbnail source's labels and prediction from label-sized
+// maps: their values at the pixels of the panels' grid.
+func onGrid(t *testing.T, h, w, maxSide int, labels, pred []int32) (gridLabels, gridPred []int32) {
+	t.Helper()
+	g, err := NewGrid(h, w, maxSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g.At(labels), g.At(pred)
 }
 
 func TestNewThumbnail(t *testing.T) {
@@ -76,7 +88,8 @@ func TestNewThumbnail(t *testing.T) {
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			src := ThumbnailSource{Height: h, Width: w, Labels: labels, Pred: pred, Classes: 21, Ignore: 255, HasIgnore: true, Picture: tt.picture}
+			gridLabels, gridPred := onGrid(t, h, w, w, labels, pred)
+			src := ThumbnailSource{Height: h, Width: w, Labels: gridLabels, Pred: gridPred, Classes: 21, Ignore: 255, HasIgnore: true, Picture: tt.picture}
 			th, err := NewThumbnail(src, w)
 			if err != nil {
 				t.Fatal(err)
@@ -155,7 +168,8 @@ func TestNewThumbnailDownscales(t *testing.T) {
 			}
 		}
 	}
-	th, err := NewThumbnail(ThumbnailSource{Height: h, Width: w, Labels: labels, Pred: pred, Classes: 19,
+	gridLabels, gridPred := onGrid(t, h, w, 10, labels, pred)
+	th, err := NewThumbnail(ThumbnailSource{Height: h, Width: w, Labels: gridLabels, Pred: gridPred, Classes: 19,
 		Picture: flatPicture(200, 80, rgb(10, 200, 10))}, 10)
 	if err != nil {
 		t.Fatal(err)
@@ -188,6 +202,7 @@ func TestNewThumbnailErrors(t *testing.T) {
 		{"short prediction", func(s *ThumbnailSource) { s.Pred = s.Pred[:3] }, 8, "3 predictions"},
 		{"no classes", func(s *ThumbnailSource) { s.Classes = 0 }, 8, "0 classes"},
 		{"no side", func(s *ThumbnailSource) {}, 0, "maxSide"},
+		{"every pixel's values for a smaller grid", func(s *ThumbnailSource) {}, 1, "4 labels and 4 predictions for the 1x1 grid"},
 		{"picture of another shape", func(s *ThumbnailSource) { s.Picture = flatPicture(4, 2, rgb(0, 0, 0)) }, 8, "not the same aspect ratio"},
 	}
 	for _, tt := range tests {
@@ -199,6 +214,65 @@ func TestNewThumbnailErrors(t *testing.T) {
 				t.Errorf("got %v, want an error saying %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewGrid checks the panels' size and that each panel pixel takes the
+// label pixel under its center.
+func TestNewGrid(t *testing.T) {
+	tests := []struct {
+		name                  string
+		h, w, maxSide         int
+		wantHeight, wantWidth int
+	}{
+		{"fits", 32, 64, 64, 32, 64},
+		{"downscaled", 40, 100, 10, 4, 10},
+		{"cityscapes", 1024, 2048, 256, 128, 256},
+		{"portrait, odd ratio", 375, 500, 37, 28, 37},
+		{"tall", 300, 7, 100, 100, 2},
+		{"one row", 1, 1000, 256, 1, 256},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g, err := NewGrid(tt.h, tt.w, tt.maxSide)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.Height != tt.wantHeight || g.Width != tt.wantWidth || len(g.Pixels) != g.Height*g.Width {
+				t.Fatalf("grid %dx%d of %d pixels, want %dx%d", g.Height, g.Width, len(g.Pixels), tt.wantHeight, tt.wantWidth)
+			}
+			for k, i := range g.Pixels {
+				y, x := k/g.Width, k%g.Width
+				// The center of panel pixel (x, y), in label pixels.
+				cy := (float64(y) + 0.5) * float64(tt.h) / float64(g.Height)
+				cx := (float64(x) + 0.5) * float64(tt.w) / float64(g.Width)
+				if want := int(cy)*tt.w + int(cx); i != want {
+					t.Fatalf("panel pixel (%d,%d) takes label pixel %d, want %d (row %d, column %d)", x, y, i, want, int(cy), int(cx))
+				}
+			}
+		})
+	}
+	for _, bad := range [][3]int{{0, 5, 8}, {5, -1, 8}, {5, 5, 0}} {
+		if _, err := NewGrid(bad[0], bad[1], bad[2]); err == nil {
+			t.Errorf("NewGrid(%d, %d, %d) = nil error", bad[0], bad[1], bad[2])
+		}
+	}
+}
+
+func TestGridAt(t *testing.T) {
+	g, err := NewGrid(4, 6, 3) // a 2x3 grid over 2x2 blocks
+	if err != nil {
+		t.Fatal(err)
+	}
+	values := make([]int32, 4*6)
+	for i := range values {
+		values[i] = int32(10 * i)
+	}
+	// The label pixel under the center of each block: row 1 or 3, column
+	// 1, 3 or 5.
+	want := []int32{70, 90, 110, 190, 210, 230}
+	if got := g.At(values); !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }
 
