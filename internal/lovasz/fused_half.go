@@ -294,7 +294,7 @@ func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist 
 	f.visits = visits
 	g := int64(len(fg))
 	if hist != nil {
-		f.fold.start(hist, c, t)
+		f.fold.start(hist, c)
 		f.fold.addAll(visits)
 		if g == 0 && opt.Classes.Mode != Present && len(visits) > 0 && !(visits[0].err <= hist.MaxError[c]) {
 			hist.MaxError[c] = visits[0].err
@@ -341,12 +341,11 @@ func binHalfMarked(plane []uint16, bg *[halfBgSlots]uint32, mark []uint64, pos *
 }
 
 // halfVisit is a slot of halfTables.order that holds pixels: its error,
-// position, whether it is a foreground slot, and its number of pixels.
-// Gathering them once keeps the walks that follow off the large tables.
+// whether it is a foreground slot, and its number of pixels. Gathering
+// them once keeps the walks that follow off the large tables.
 type halfVisit struct {
 	err float64
 	n   uint32
-	pos uint16 // in halfTables.order
 	fg  bool
 }
 
@@ -368,7 +367,7 @@ func gatherDense(sc *halfScratch, t *halfTables, valid int64, dst []halfVisit) [
 	var seen int64
 	for pos, slot := range t.order {
 		if n := sc.take(slot); n != 0 {
-			dst = append(dst, halfVisit{err: t.err[pos], n: n, pos: uint16(pos), fg: slot&orderFg != 0})
+			dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
 			if seen += int64(n); seen == valid {
 				break
 			}
@@ -390,7 +389,7 @@ func gatherSparse(sc *halfScratch, t *halfTables, dst []halfVisit) []halfVisit {
 			word &= word - 1
 			slot := t.order[pos]
 			if n := sc.take(slot); n != 0 {
-				dst = append(dst, halfVisit{err: t.err[pos], n: n, pos: uint16(pos), fg: slot&orderFg != 0})
+				dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
 			}
 		}
 	}

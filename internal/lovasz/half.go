@@ -77,29 +77,6 @@ type halfTables struct {
 	// fast32Limit, whose sums add in uint32 lanes (half the memory
 	// traffic); larger values hold garbage and never reach it.
 	fixed32 [halfBgSlots]uint32
-	// bins[b] holds, for a histogram of 1<<b bins per octave, the bin
-	// of each entry of order (see binsFor).
-	bins [maxHistogramBits + 1]struct {
-		once sync.Once
-		of   []uint16
-	}
-}
-
-// binsFor returns the histogram bin of each entry of order at 1<<b bins per
-// octave, made on first use: looked up, it spares small images, whose
-// entries fall in hundreds of bins, the float arithmetic per entry.
-func (t *halfTables) binsFor(b int) []uint16 {
-	e := &t.bins[b]
-	e.once.Do(func() {
-		base := (1023+minExp)<<b - 1
-		last := layouts[b].bins() - 1
-		e.of = make([]uint16, len(t.err))
-		for pos, err := range t.err {
-			k := int(math.Float64bits(err)>>(52-b)) - base
-			e.of[pos] = uint16(min(max(k, 0), last))
-		}
-	})
-	return e.of
 }
 
 // fast32Limit bounds the bits of values the fast path sums in uint32:

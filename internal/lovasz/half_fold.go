@@ -1,5 +1,7 @@
 package lovasz
 
+import "math"
+
 // halfFold adds one class's exact errors, visited from the largest down, to a
 // dataset histogram. Consecutive errors of one histogram bin are summed in
 // float64 and added to the bin's exact sums once, as addFine does with the
@@ -7,9 +9,11 @@ package lovasz
 type halfFold struct {
 	hist  *Histogram
 	lo    []float64 // low edge of each histogram bin
-	binOf []uint16  // the bin of each entry of halfTables.order
-	off   int       // the class's first bin in the histogram's slices
-	k     int       // the bin being summed, -1 for none
+	shift uint      // float64 bits >> shift, minus base, is the bin
+	base  int
+	last  int // the histogram's last bin
+	off   int // the class's first bin in the histogram's slices
+	k     int // the bin being summed, -1 for none
 	cf    int64
 	cb    int64
 	sf    float64 // sums of (error - lo[k])
@@ -17,13 +21,15 @@ type halfFold struct {
 }
 
 // start prepares to fold class c into hist.
-func (h *halfFold) start(hist *Histogram, c int, t *halfTables) {
+func (h *halfFold) start(hist *Histogram, c int) {
 	b := log2(hist.BinsPerOctave)
 	l := layouts[b]
 	*h = halfFold{
 		hist:  hist,
 		lo:    l.lo,
-		binOf: t.binsFor(b),
+		shift: uint(52 - b),
+		base:  (1023+minExp)<<b - 1,
+		last:  l.bins() - 1,
 		off:   c * l.bins(),
 		k:     -1,
 	}
@@ -32,24 +38,25 @@ func (h *halfFold) start(hist *Histogram, c int, t *halfTables) {
 // addAll folds the visited slots of one class, then flushes.
 func (h *halfFold) addAll(visits []halfVisit) {
 	for _, v := range visits {
-		h.add(v)
+		h.add(v.err, v.n, v.fg)
 	}
 	h.flush()
 }
 
-// add folds the pixels of a visited slot.
-func (h *halfFold) add(v halfVisit) {
-	k := int(h.binOf[v.pos])
+// add folds n pixels of error e.
+func (h *halfFold) add(e float64, n uint32, fg bool) {
+	k := int(math.Float64bits(e)>>h.shift) - h.base
+	k = min(max(k, 0), h.last)
 	if k != h.k {
 		h.flush()
 		h.k = k
 	}
-	d := float64(v.n) * (v.err - h.lo[k])
-	if v.fg {
-		h.cf += int64(v.n)
+	d := float64(n) * (e - h.lo[k])
+	if fg {
+		h.cf += int64(n)
 		h.sf += d
 	} else {
-		h.cb += int64(v.n)
+		h.cb += int64(n)
 		h.sb += d
 	}
 }
