@@ -71,7 +71,8 @@ const (
 // EvaluateSamples reads and evaluates every planned sample. It is a
 // splittable DoFn over the sample indices of each ShardPlan: a restriction
 // is a range of samples, read with one ranged read pinned to the generation
-// matched, and a runner may split it between any two samples (Dataflow's
+// matched (or, for a local shard, each sample mapped into memory, pinned
+// likewise), and a runner may split it between any two samples (Dataflow's
 // dynamic work rebalancing does so for stragglers). Within a bundle the
 // samples are decoded and evaluated on up to GOMAXPROCS goroutines while
 // the next one is read, so that a worker uses its cores whatever the shard
@@ -157,6 +158,21 @@ func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTra
 	}
 	restrictions.Inc(ctx, 1)
 	out := f.overlap.emitters(ctx, f.store, emitReject, emitPart)
+	decode := f.Decode
+	if size := plan.Shard.Size; size > 0 {
+		decode.Limits.MaxMemberBytes = min(decode.Limits.MaxMemberBytes, size)
+	}
+	f.reader.Reset(plan.Shard.Path, shard.Limits{MaxMemberBytes: decode.Limits.MaxMemberBytes})
+	if storage.Mappable(plan.Shard.Path) {
+		return f.evaluateMapped(ctx, rt, plan, rest, decode, out)
+	}
+	return f.evaluateStreamed(ctx, rt, plan, rest, decode, out)
+}
+
+// evaluateStreamed evaluates the samples of rest read with one ranged read,
+// which a Cloud Storage object needs.
+func (f *evaluateSamplesFn) evaluateStreamed(ctx context.Context, rt *sdf.LockRTracker, plan ShardPlan, rest offsetrange.Restriction,
+	decode sample.Options, out *emitters) error {
 	sh := plan.Shard
 	first := plan.Samples[rest.Start].Offset
 	r, err := f.store.OpenRange(ctx, sh.Path, sh.Generation, first, plan.Bytes(rest.Start, rest.End))
@@ -165,11 +181,6 @@ func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTra
 	}
 	defer r.Close()
 	counted := &countingReader{r: r}
-	decode := f.Decode
-	if sh.Size > 0 {
-		decode.Limits.MaxMemberBytes = min(decode.Limits.MaxMemberBytes, sh.Size)
-	}
-	f.reader.Reset(sh.Path, shard.Limits{MaxMemberBytes: decode.Limits.MaxMemberBytes})
 	pos := first
 	for i := rest.Start; rt.TryClaim(i); i++ {
 		span := plan.Samples[i]
@@ -200,11 +211,81 @@ func (f *evaluateSamplesFn) ProcessElement(ctx context.Context, rt *sdf.LockRTra
 		}
 	}
 	bytesRead.Inc(ctx, counted.n)
+	return f.finishRestriction(rt, out)
+}
+
+// evaluateMapped evaluates the samples of rest, in a local shard, each
+// from its span mapped into memory: their members are not copied but read
+// where the page cache holds them (see storage.MapRange). A sample's
+// mapping is closed once it is evaluated, when its buffers would go back
+// to the pool. Bytes between the samples, left out of the plan, are not
+// read, nor counted as read.
+//
+// The shard being truncated while mapped makes the sample fail with an
+// error wrapping storage.ErrChanged (see storage.Mapping.Guard), which
+// fails the bundle, as a failed read does.
+func (f *evaluateSamplesFn) evaluateMapped(ctx context.Context, rt *sdf.LockRTracker, plan ShardPlan, rest offsetrange.Restriction,
+	decode sample.Options, out *emitters) error {
+	sh := plan.Shard
+	var mapped int64
+	for i := rest.Start; rt.TryClaim(i); i++ {
+		span := plan.Samples[i]
+		if err := f.overlap.hold(ctx, out); err != nil {
+			return f.fail(out, err)
+		}
+		smp, m, err := mapSample(ctx, f.store, f.reader, sh.Path, sh.Generation, shard.Entry{Key: span.Key, Offset: span.Offset, Length: span.Length})
+		if err != nil {
+			unhold()
+			// A defect of the sample is set aside as in
+			// evaluateStreamed; failing to map it, or the shard
+			// changing under it, is no bad input: reject fails.
+			if err := out.reject(span.Key, sh.Path, err); err != nil {
+				return f.fail(out, err)
+			}
+			continue
+		}
+		mapped += span.Length
+		progress.bytes.Add(span.Length)
+		// The mapping is read-only: closing it loses nothing.
+		done := func(s *shard.Sample) { f.reader.Release(s); m.Close(); unhold() }
+		job := job{sample: smp, shard: sh.Path, length: span.Length, generation: sh.Generation, decode: decode, mapping: m, done: done}
+		if err := f.overlap.submit(ctx, job, out); err != nil {
+			return f.fail(out, err)
+		}
+	}
+	bytesRead.Inc(ctx, mapped)
+	return f.finishRestriction(rt, out)
+}
+
+// mapSample maps the span of sample e of the local shard at path, pinned
+// to generation gen, and reads the sample from it with sr, without copying
+// its members (see shard.SampleReader.ReadMapped). The caller must touch
+// the sample's fields only inside the mapping's Guard, and release the
+// sample, then close the mapping, once done with it.
+func mapSample(ctx context.Context, store *storage.Store, sr *shard.SampleReader, path string, gen int64, e shard.Entry) (*shard.Sample, *storage.Mapping, error) {
+	m, err := store.MapRange(ctx, path, gen, e.Offset, e.Length)
+	if err != nil {
+		return nil, nil, err
+	}
+	var smp *shard.Sample
+	err = m.Guard(func() (err error) {
+		smp, err = sr.ReadMapped(m.Bytes(), e)
+		return err
+	})
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return smp, m, nil
+}
+
+// finishRestriction ends a DoFn call whose samples have all been read.
+// Samples still being evaluated finish in a later call of this bundle, or
+// in FinishBundle.
+func (f *evaluateSamplesFn) finishRestriction(rt *sdf.LockRTracker, out *emitters) error {
 	if err := rt.GetError(); err != nil {
 		return f.fail(out, err)
 	}
-	// Samples still being evaluated finish in a later call of this
-	// bundle, or in FinishBundle.
 	return out.err
 }
 
@@ -345,7 +426,10 @@ type job struct {
 	// length and generation locate a tar sample for a later exact read.
 	length, generation int64
 	decode             sample.Options
-	done               func(*shard.Sample) // hands the sample's buffers back, on the DoFn's goroutine
+	// mapping holds the bytes the sample's fields are slices of, when it
+	// was read from a mapped shard: they are touched inside its Guard.
+	mapping *storage.Mapping
+	done    func(*shard.Sample) // hands the sample's buffers back, or unmaps them, on the DoFn's goroutine
 }
 
 // outcome is a job's result.
@@ -359,10 +443,27 @@ type outcome struct {
 // evaluation buffers and its own accumulator, merged when the bundle
 // finishes.
 type worker struct {
+	opt  evaluate.Options
 	eval *evaluate.Evaluator
 }
 
+// run decodes and evaluates the sample of j. A decoded image views its
+// sample's member bytes (see sample.Decoder.Float16Bits), so a mapped
+// sample is decoded and evaluated inside its mapping's Guard.
 func (w *worker) run(j job) outcome {
+	var oc outcome
+	if err := j.mapping.Guard(func() error { oc = w.evaluate(j); return nil }); err != nil {
+		// The shard was cut short under the evaluation, leaving the
+		// evaluator's scratch half written: a new one starts clean.
+		// The bundle fails for the error, and its accumulator with it.
+		w.eval = evaluate.NewEvaluator(w.opt)
+		return outcome{job: j, err: err}
+	}
+	return oc
+}
+
+// evaluate decodes and evaluates the sample of j.
+func (w *worker) evaluate(j job) outcome {
 	dec := decoders.get()
 	defer decoders.put(dec)
 	img, err := dec.Decode(j.sample, j.shard, j.decode)
@@ -387,7 +488,7 @@ type overlap struct {
 func newOverlap(cfg EvalConfig) *overlap {
 	return &overlap{cfg: cfg, rows: bundleRows{spec: cfg.Rows},
 		pool: newInflight[*worker, outcome](func() *worker {
-			return &worker{eval: evaluate.NewEvaluator(cfg.Eval)}
+			return &worker{opt: cfg.Eval, eval: evaluate.NewEvaluator(cfg.Eval)}
 		})}
 }
 

@@ -2,6 +2,7 @@ package transforms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -107,14 +108,24 @@ func (f *thumbnailFn) ProcessElement(ctx context.Context, ref results.ImageRef, 
 		f.pool.wait(receive)
 		return err
 	}
-	smp, release, err := f.find(ctx, ref)
+	smp, m, release, err := f.find(ctx, ref)
 	if err != nil {
 		unhold()
 		f.pool.wait(receive)
 		return fmt.Errorf("thumbnail of shard %s, sample %s: %w", ref.Shard, ref.Key, err)
 	}
 	render := func(r *renderer) rendered {
-		thumb, err := r.render(ctx, smp, ref, f.EvalConfig)
+		var thumb Thumbnail
+		draw := func() (err error) {
+			thumb, err = r.render(ctx, smp, ref, f.EvalConfig)
+			return err
+		}
+		err := m.Guard(draw)
+		if m != nil && errors.Is(err, storage.ErrChanged) {
+			// The shard was cut short under the drawing, leaving the
+			// evaluator's scratch half written: a new one starts clean.
+			r.eval = evaluate.NewEvaluator(f.Eval)
+		}
 		release()
 		unhold()
 		if err != nil {
@@ -202,23 +213,33 @@ func inputMember(smp *shard.Sample) string {
 }
 
 // find reads the sample ref names again: from its two files, or from its
-// byte range in its shard, pinned to the generation evaluated. Calling
-// release once the sample is no longer used hands its member buffers to
-// the readers of the process (see shard.SampleReader.Release).
-func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (smp *shard.Sample, release func(), err error) {
+// byte range in its shard, pinned to the generation evaluated, mapped into
+// memory when the shard is a local file (see mapSample). Its fields are
+// then touched only inside the Guard of the mapping returned, which is nil
+// otherwise. Calling release once the sample is no longer used hands its
+// member buffers to the readers of the process (see
+// shard.SampleReader.Release), or unmaps them.
+func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (smp *shard.Sample, m *storage.Mapping, release func(), err error) {
 	if ref.LabelFile != "" {
 		smp, err := readPair(ctx, f.store, f.Decode.Limits.MaxMemberBytes, Pair{Key: ref.Key, Prediction: results.Shard{Path: ref.Shard}, Label: results.Shard{Path: ref.LabelFile}})
-		return smp, func() {}, err
+		return smp, nil, func() {}, err
+	}
+	sr := shard.NewSampleReader(ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
+	e := shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length}
+	if storage.Mappable(ref.Shard) {
+		smp, m, err := mapSample(ctx, f.store, sr, ref.Shard, ref.Generation, e)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return smp, m, func() { sr.Release(smp); m.Close() }, nil
 	}
 	r, err := f.store.OpenRange(ctx, ref.Shard, ref.Generation, ref.Offset, ref.Length)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer r.Close()
-	sr := shard.NewSampleReader(ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
-	smp, err = sr.Read(r, shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length})
-	if err != nil {
-		return nil, nil, err
+	if smp, err = sr.Read(r, e); err != nil {
+		return nil, nil, nil, err
 	}
-	return smp, func() { sr.Release(smp) }, nil
+	return smp, nil, func() { sr.Release(smp) }, nil
 }

@@ -14,5 +14,7 @@
 // To read samples out of order, [Index] lists the samples of a shard with
 // their byte spans from the tar headers alone, seeking over member data, and
 // a [SampleReader] reads one sample from its span; a defect of one sample is
-// then reported on its [Entry] rather than failing the whole shard.
+// then reported on its [Entry] rather than failing the whole shard. A span
+// already in memory, such as a local shard's mapped into it, is read
+// without copying its members ([SampleReader.ReadMapped]).
 package shard

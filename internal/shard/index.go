@@ -189,7 +189,8 @@ func dataSize(hdr *tar.Header) int64 {
 }
 
 // SampleReader reads single samples located by Index, reusing the buffers
-// of released samples as Reader does.
+// of released samples as Reader does, or viewing members where they lie in
+// memory (ReadMapped).
 type SampleReader struct {
 	shardName string
 	lim       Limits
@@ -220,32 +221,53 @@ func (sr *SampleReader) Reset(shardName string, lim Limits) {
 // before the span does, the error is not an *Error but wraps r's error, or
 // io.ErrUnexpectedEOF: the input failed, not the shard.
 func (sr *SampleReader) Read(r io.Reader, e Entry) (*Sample, error) {
+	return sr.read(&spanReader{r: r, spanState: spanState{left: e.Length}}, e, false)
+}
+
+// ReadMapped reads sample e from data, the bytes of the shard from
+// e.Offset on, such as its span mapped into memory (see storage.MapRange),
+// without copying: the fields of the sample are slices of data, valid as
+// long as data is. It reads only the first e.Length bytes of data, and
+// checks and reports everything as Read does, with the same errors; data
+// shorter than the span is an input that ends early.
+//
+// Release does not pool the fields of the sample, which are not the
+// reader's but the caller's: the caller may unmap data once it has
+// released the sample.
+func (sr *SampleReader) ReadMapped(data []byte, e Entry) (*Sample, error) {
+	return sr.read(&spanBytes{data: data, spanState: spanState{left: e.Length}}, e, true)
+}
+
+// read reads sample e from span, whose fields are views of the caller's
+// bytes when mapped is true, or else pooled buffers.
+func (sr *SampleReader) read(span span, e Entry, mapped bool) (*Sample, error) {
 	if sr.lim.MaxMemberBytes <= 0 {
 		return nil, sr.errorf("", "Limits.MaxMemberBytes must be positive, got %d", sr.lim.MaxMemberBytes)
 	}
 	if e.Err != nil {
 		return nil, e.Err
 	}
-	span := &spanReader{r: r, left: e.Length}
+	st := span.state()
 	tr := tar.NewReader(span)
-	s := &Sample{Key: e.Key, Fields: make(map[string][]byte), Offset: e.Offset}
-	// fail gives up on the sample. Unless r is at fault, the bytes of the
-	// span are not what Index found there.
+	s := &Sample{Key: e.Key, Fields: make(map[string][]byte), Offset: e.Offset, mapped: mapped}
+	// fail gives up on the sample. Unless the input is at fault, the
+	// bytes of the span are not what Index found there.
 	fail := func(member, format string, args ...any) (*Sample, error) {
 		sr.Release(s)
 		err := fmt.Errorf(format, args...)
 		switch {
-		case span.err != nil: // wrapped by err
+		case st.err != nil: // wrapped by err
 			return nil, fmt.Errorf("reading sample %q of shard %s at offset %d: %w", e.Key, sr.shardName, e.Offset, err)
-		case span.short:
+		case st.short:
 			return nil, fmt.Errorf("reading sample %q of shard %s at offset %d: the input ended after %d of its %d bytes: %w",
-				e.Key, sr.shardName, e.Offset, span.read, e.Length, err)
+				e.Key, sr.shardName, e.Offset, st.read, e.Length, err)
 		}
 		return nil, &Error{Shard: sr.shardName, Member: member, Err: fmt.Errorf("%w: %w", err, ErrChanged)}
 	}
 	for {
-		// As in Reader, every member's data has been read to its end.
-		offset := e.Offset + (span.read+blockSize-1)/blockSize*blockSize
+		// As in Reader, every member's data has been read to its end,
+		// or is about to be skipped.
+		offset := e.Offset + (st.read+st.unread+blockSize-1)/blockSize*blockSize
 		hdr, err := tr.Next()
 		if errors.Is(err, tar.ErrInsecurePath) {
 			err = nil // as in Reader.nextMember
@@ -278,28 +300,28 @@ func (sr *SampleReader) Read(r io.Reader, e Entry) (*Sample, error) {
 			sr.Release(s)
 			return nil, sr.errorf(hdr.Name, "size %d bytes exceeds the limit of %d", hdr.Size, sr.lim.MaxMemberBytes)
 		}
-		data := shared.get(hdr.Size)
-		if n, err := io.ReadFull(tr, data); err != nil {
+		data, n, err := span.member(tr, hdr.Size)
+		s.Fields[field] = data // released by fail
+		if err != nil {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			s.Fields[field] = data // released by fail
 			return fail(hdr.Name, "truncated: read %d of %d bytes: %w", n, hdr.Size, err)
 		}
-		s.Fields[field] = data
 	}
 	switch {
 	case len(s.Fields) == 0:
 		return fail("", "no member of sample %q at offset %d", e.Key, e.Offset)
-	case span.left > 0:
-		return fail("", "the archive ends at offset %d, inside the %d-byte span of sample %q at offset %d", e.Offset+span.read, e.Length, e.Key, e.Offset)
+	case st.left > 0:
+		return fail("", "the archive ends at offset %d, inside the %d-byte span of sample %q at offset %d", e.Offset+st.read, e.Length, e.Key, e.Offset)
 	}
 	return s, nil
 }
 
 // Release hands the field buffers of a sample the caller is done with to
-// the readers of the process, as Reader.Release does. The sample must not
-// be used after.
+// the readers of the process, as Reader.Release does; the fields of a
+// sample from ReadMapped are only dropped. The sample must not be used
+// after.
 func (sr *SampleReader) Release(s *Sample) {
 	shared.release(s)
 }
@@ -308,14 +330,40 @@ func (sr *SampleReader) errorf(member, format string, args ...any) error {
 	return &Error{Shard: sr.shardName, Member: member, Err: fmt.Errorf(format, args...)}
 }
 
-// spanReader reads the span of one sample from r: it reports io.EOF at the
-// end of the span, and records whether r failed or ended before it.
+// span is the input of SampleReader: the bytes of one sample's span, read
+// from a stream or found in memory. It reports io.EOF at the end of the
+// span.
+type span interface {
+	io.Reader
+	state() *spanState
+	// member returns the data of the member whose header tr has just
+	// read, size bytes, or the n bytes of it there are and an error.
+	member(tr *tar.Reader, size int64) (data []byte, n int, err error)
+}
+
+// spanState is how far a span has been read, and whether its input failed.
+type spanState struct {
+	left   int64 // bytes of the span not read yet
+	read   int64 // bytes of the span read
+	unread int64 // bytes of the last member's data, returned by spanBytes.member, that archive/tar is yet to skip
+	short  bool  // the input ended before the span did
+	err    error // the input's error other than io.EOF
+}
+
+// consume records that n bytes of the span were read or skipped.
+func (s *spanState) consume(n int64) {
+	s.left -= n
+	s.read += n
+	s.unread = max(s.unread-n, 0)
+}
+
+func (s *spanState) state() *spanState { return s }
+
+// spanReader reads the span of one sample from r, reading members into
+// pooled buffers.
 type spanReader struct {
-	r     io.Reader
-	left  int64 // bytes of the span not read yet
-	read  int64 // bytes of the span read
-	short bool  // r ended before the span did
-	err   error // r's error other than io.EOF
+	spanState
+	r io.Reader
 }
 
 func (s *spanReader) Read(p []byte) (int, error) {
@@ -326,8 +374,7 @@ func (s *spanReader) Read(p []byte) (int, error) {
 		p = p[:s.left]
 	}
 	n, err := s.r.Read(p)
-	s.left -= int64(n)
-	s.read += int64(n)
+	s.consume(int64(n))
 	switch {
 	case err == io.EOF && s.left > 0:
 		s.short = true
@@ -338,4 +385,58 @@ func (s *spanReader) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+func (s *spanReader) member(tr *tar.Reader, size int64) ([]byte, int, error) {
+	data := shared.get(size)
+	n, err := io.ReadFull(tr, data)
+	return data, n, err
+}
+
+// spanBytes is the span of one sample in memory, from the start of data:
+// a member is a slice of data, and archive/tar skips over it by seeking.
+// It behaves as a spanReader of a bytes.Reader of data would.
+type spanBytes struct {
+	spanState
+	data []byte
+}
+
+func (s *spanBytes) Read(p []byte) (int, error) {
+	switch {
+	case s.left <= 0:
+		return 0, io.EOF
+	case s.read == int64(len(s.data)):
+		s.short = true
+		return 0, io.ErrUnexpectedEOF
+	}
+	n := copy(p[:min(int64(len(p)), s.left)], s.data[s.read:])
+	s.consume(int64(n))
+	return n, nil
+}
+
+// Seek moves forward from the current position, as far as the span and
+// data go, for archive/tar to skip a member's data without reading it. It
+// supports nothing else, which archive/tar does not ask for.
+func (s *spanBytes) Seek(offset int64, whence int) (int64, error) {
+	if whence != io.SeekCurrent || offset < 0 {
+		return s.read, errors.New("shard: a span in memory only seeks forward from where it is")
+	}
+	s.consume(min(offset, s.left, int64(len(s.data))-s.read))
+	return s.read, nil
+}
+
+// member returns the member's data as a slice of s.data, with no room to
+// append into, leaving it unread: tr skips it, by seeking, on its next
+// header. A member cut short by the end of the span or of data is read to
+// that end, as spanReader would.
+func (s *spanBytes) member(_ *tar.Reader, size int64) ([]byte, int, error) {
+	n := min(size, s.left, int64(len(s.data))-s.read)
+	data := s.data[s.read : s.read+n : s.read+n]
+	if n == size {
+		s.unread = n
+		return data, int(n), nil
+	}
+	s.consume(n)
+	s.short = s.left > 0
+	return data, int(n), io.ErrUnexpectedEOF
 }

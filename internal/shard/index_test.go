@@ -74,6 +74,12 @@ func agree(data []byte, lim Limits) (entries []Entry, indexErr, mismatch error) 
 			}
 			sr.Release(got)
 		}
+		// From the span in memory, and from the shard's bytes going on.
+		for _, in := range [][]byte{data[en.Offset : en.Offset+en.Length], data[en.Offset:]} {
+			if err := mappedAgrees(sr, in, en); err != nil {
+				return entries, indexErr, fmt.Errorf("entry %d (%q at %d, %d bytes): %v", i, en.Key, en.Offset, en.Length, err)
+			}
+		}
 	}
 	return entries, indexErr, nil
 }
@@ -286,6 +292,9 @@ func TestIndexDefects(t *testing.T) {
 		if s, err := sr.Read(bytes.NewReader(data[e.Offset:]), e); s != nil || err != e.Err {
 			t.Errorf("Read of entry %d = %v, %v; want its error", i, s, err)
 		}
+		if s, err := sr.ReadMapped(data[e.Offset:], e); s != nil || err != e.Err {
+			t.Errorf("ReadMapped of entry %d = %v, %v; want its error", i, s, err)
+		}
 	}
 }
 
@@ -448,6 +457,11 @@ func TestSampleReaderWrongSpan(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, tt.wantIs) {
 				t.Errorf("error %q, want one containing %q and wrapping %v", err, tt.wantErr, tt.wantIs)
+			}
+			if tt.input == nil {
+				if err := mappedAgrees(sr, data[tt.e.Offset:], tt.e); err != nil {
+					t.Error(err)
+				}
 			}
 			// Only a problem with the shard's bytes is an *Error; a
 			// failing input is not the shard's fault.

@@ -25,6 +25,11 @@ type Sample struct {
 	// Offset is the byte offset in the shard of the tar header of the
 	// sample's first member.
 	Offset int64
+
+	// mapped says that Fields are slices of the caller's bytes (see
+	// SampleReader.ReadMapped), not buffers of the pool: releasing the
+	// sample drops them instead of pooling them.
+	mapped bool
 }
 
 // Limits bounds what a Reader accepts.
@@ -213,10 +218,13 @@ type bufferPool struct {
 	max  int
 }
 
-// release pools the field buffers of s, leaving it without fields.
+// release pools the field buffers of s, unless they are not buffers of
+// the pool but views of mapped bytes, leaving it without fields.
 func (p *bufferPool) release(s *Sample) {
 	for f, data := range s.Fields {
-		p.put(data)
+		if !s.mapped {
+			p.put(data)
+		}
 		delete(s.Fields, f)
 	}
 }
