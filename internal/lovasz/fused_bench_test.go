@@ -6,11 +6,18 @@ import (
 )
 
 // fusedSizes are the images of the fused benchmarks: the two standard ones
-// and a small one, whose cost per pixel shows the fixed cost per image.
-var fusedSizes = append(benchSizes[:len(benchSizes):len(benchSizes)], struct {
+// and small ones, whose cost per pixel shows what an image costs beyond its
+// pixels. On refbench's distribution nearly every float16 value of a small
+// image is distinct, so small32 and medium128 show the cost per distinct
+// value too, which a large image shares among the pixels of each value.
+var fusedSizes = append(benchSizes[:len(benchSizes):len(benchSizes)], []struct {
 	name          string
 	classes, h, w int
-}{"small32", 19, 32, 32})
+}{
+	{"small32", 19, 32, 32},
+	{"medium128", 19, 128, 128},
+	{"binary16", 2, 16, 16},
+}...)
 
 // BenchmarkFusedHalf is the whole per-image evaluation of float16
 // probabilities (check at tolerance 0.01, argmax and confusion, loss, dataset
