@@ -129,28 +129,42 @@ func (ev *Evaluator) groupByLabel(labels []int32, classes, width int, opt Option
 	ev.start = resize(ev.start, classes+2)
 	clear(ev.start)
 	count := ev.start[1:] // count[c] for class c, count[classes] for ignored
-	for i, l := range labels {
+	// Both passes take the labels a run of equal values at a time: a
+	// region's pixels along a row. Counting or placing a run keeps its
+	// cursor in a register, where a pixel at a time chains every pixel's
+	// update to the previous one's store.
+	for i := 0; i < len(labels); {
+		l, j := labels[i], i+1
+		for j < len(labels) && labels[j] == l {
+			j++
+		}
 		switch {
 		case opt.HasIgnore && int(l) == opt.Ignore:
-			count[classes]++
+			count[classes] += j - i
 		case l < 0 || int(l) >= classes:
 			return badInput("label %d at pixel %s is outside [0, %d) and is not the ignore value%s", l, pixelAt(i, width), classes, ignoreNote(opt))
 		default:
-			count[l]++
+			count[l] += j - i
 		}
+		i = j
 	}
 	for c := 1; c < len(ev.start); c++ {
 		ev.start[c] += ev.start[c-1]
 	}
 	ev.pixels = resize(ev.pixels, len(labels))
 	next := ev.start[:classes+1] // fill cursors; restored below
-	for i, l := range labels {
+	for i := 0; i < len(labels); {
+		l := labels[i]
 		c := classes
 		if !(opt.HasIgnore && int(l) == opt.Ignore) {
 			c = int(l)
 		}
-		ev.pixels[next[c]] = int32(i)
-		next[c]++
+		at := next[c]
+		for ; i < len(labels) && labels[i] == l; i++ {
+			ev.pixels[at] = int32(i)
+			at++
+		}
+		next[c] = at
 	}
 	// The cursors now point at each group's end, i.e. the next group's start.
 	copy(ev.start[1:], ev.start[:classes+1])
