@@ -23,6 +23,7 @@ import (
 // left out so that there is a gap to skip: both must evaluate the same
 // samples into the same accumulator.
 func TestEvaluateMappedAsStreamed(t *testing.T) {
+	mapAll(t)
 	cfg := testConfig()
 	local := writeShard(t, 7)
 	data, err := os.ReadFile(local.Path)
@@ -95,5 +96,77 @@ func TestWorkerShardTruncated(t *testing.T) {
 	}
 	if w.eval == eval {
 		t.Error("the worker kept the evaluator the fault interrupted")
+	}
+}
+
+// mapAll maps the samples of local shards whatever their size, for the
+// rest of the test: test shards are smaller than minMappedSample.
+func mapAll(t *testing.T) {
+	old := minMappedSample
+	minMappedSample = 0
+	t.Cleanup(func() { minMappedSample = old })
+}
+
+// TestMapSamples checks which samples are mapped: large ones of local
+// shards only.
+func TestMapSamples(t *testing.T) {
+	tests := []struct {
+		path  string
+		bytes int64
+		want  bool
+	}{
+		{"/data/shard.tar", minMappedSample, true},
+		{"/data/shard.tar", 80 << 20, true},
+		{"/data/shard.tar", minMappedSample - 1, false},
+		{"gs://bucket/shard.tar", 80 << 20, false},
+	}
+	for _, tt := range tests {
+		if got := mapSamples(tt.path, tt.bytes); got != tt.want {
+			t.Errorf("mapSamples(%q, %d) = %v, want %v", tt.path, tt.bytes, got, tt.want)
+		}
+	}
+}
+
+// TestThumbnailFindMapped reads a sample again for its thumbnail from a
+// local shard, mapped and streamed: the fields must be the same bytes, and
+// only the mapped read returns a mapping.
+func TestThumbnailFindMapped(t *testing.T) {
+	cfg := testConfig()
+	sh := writeShard(t, 3)
+	span := planOf(t, cfg, sh).Samples[1]
+	ref := results.ImageRef{Key: span.Key, Shard: sh.Path, Generation: sh.Generation, Offset: span.Offset, Length: span.Length}
+	fn := &thumbnailFn{EvalConfig: cfg}
+	fn.Setup()
+	defer fn.Teardown()
+
+	streamed, m, release, err := fn.find(t.Context(), ref)
+	if err != nil || m != nil {
+		t.Fatalf("streamed find: mapping %v, error %v", m, err)
+	}
+	want := map[string][]byte{}
+	for field, data := range streamed.Fields {
+		want[field] = bytes.Clone(data)
+	}
+	release()
+
+	mapAll(t)
+	mapped, m, release, err := fn.find(t.Context(), ref)
+	if err != nil || m == nil {
+		t.Fatalf("mapped find: mapping %v, error %v", m, err)
+	}
+	defer release()
+	if mapped.Key != span.Key || len(mapped.Fields) != len(want) {
+		t.Fatalf("mapped find read sample %q with %d fields, want %q with %d", mapped.Key, len(mapped.Fields), span.Key, len(want))
+	}
+	err = m.Guard(func() error {
+		for field, data := range mapped.Fields {
+			if !bytes.Equal(data, want[field]) {
+				t.Errorf("field %s differs between the mapped and the streamed read", field)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -214,7 +214,8 @@ func inputMember(smp *shard.Sample) string {
 
 // find reads the sample ref names again: from its two files, or from its
 // byte range in its shard, pinned to the generation evaluated, mapped into
-// memory when the shard is a local file (see mapSample). Its fields are
+// memory when the shard is a local file and the sample large (see
+// mapSamples). Its fields are
 // then touched only inside the Guard of the mapping returned, which is nil
 // otherwise. Calling release once the sample is no longer used hands its
 // member buffers to the readers of the process (see
@@ -226,7 +227,7 @@ func (f *thumbnailFn) find(ctx context.Context, ref results.ImageRef) (smp *shar
 	}
 	sr := shard.NewSampleReader(ref.Shard, shard.Limits{MaxMemberBytes: f.Decode.Limits.MaxMemberBytes})
 	e := shard.Entry{Key: ref.Key, Offset: ref.Offset, Length: ref.Length}
-	if storage.Mappable(ref.Shard) {
+	if mapSamples(ref.Shard, ref.Length) {
 		smp, m, err := mapSample(ctx, f.store, sr, ref.Shard, ref.Generation, e)
 		if err != nil {
 			return nil, nil, nil, err
