@@ -68,13 +68,9 @@ func (s *Store) MapRange(ctx context.Context, path string, gen, offset, length i
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	f, info, err := openLocalVersion(path, gen)
+	f, info, err := openLocalRange(path, gen, offset, length)
 	if err != nil {
 		return nil, err
-	}
-	if size := info.Size(); size-offset < length {
-		f.Close()
-		return nil, pastEnd(path, localGeneration(info), offset, length, size)
 	}
 	m := &Mapping{path: path, f: f, gen: localGeneration(info), off: offset, end: offset + length, data: []byte{}}
 	if length == 0 {

@@ -42,13 +42,9 @@ func (s *Store) OpenRange(ctx context.Context, path string, gen, offset, length 
 		return nil, fmt.Errorf("read %s: invalid range of %d bytes at offset %d", path, length, offset)
 	}
 	if !IsGCS(path) {
-		f, info, err := openLocalVersion(path, gen)
+		f, _, err := openLocalRange(path, gen, offset, length)
 		if err != nil {
 			return nil, err
-		}
-		if size := info.Size(); size-offset < length {
-			f.Close()
-			return nil, pastEnd(path, localGeneration(info), offset, length, size)
 		}
 		return &localRange{f: f, path: path, off: offset, end: offset + length}, nil
 	}
@@ -169,6 +165,20 @@ func openLocalVersion(path string, gen int64) (*os.File, fs.FileInfo, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("read %s: version %d is gone: the file was modified at %s (version %d): %w",
 			path, gen, info.ModTime().Format(time.RFC3339Nano), localGeneration(info), ErrChanged)
+	}
+	return f, info, nil
+}
+
+// openLocalRange opens version gen of the local file at path (see
+// openLocalVersion) and checks that it holds the length bytes at offset.
+func openLocalRange(path string, gen, offset, length int64) (*os.File, fs.FileInfo, error) {
+	f, info, err := openLocalVersion(path, gen)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size := info.Size(); size-offset < length {
+		f.Close()
+		return nil, nil, pastEnd(path, localGeneration(info), offset, length, size)
 	}
 	return f, info, nil
 }
