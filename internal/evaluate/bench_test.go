@@ -20,6 +20,7 @@ var benchScenes = []struct {
 }{
 	{"cityscapes", synth.Options{Classes: 19, Height: 1024, Width: 2048, Regions: 20, Ignore: 255, Confidence: 3, WrongRegions: 0.1}},
 	{"voc", synth.Options{Classes: 21, Height: 512, Width: 512, Regions: 20, Ignore: 255, Confidence: 3, WrongRegions: 0.1}},
+	{"small32", synth.Options{Classes: 19, Height: 32, Width: 32, Regions: 4, Ignore: 255, Confidence: 3, WrongRegions: 0.1}},
 }
 
 // benchOptions are the CLI's defaults.

@@ -563,7 +563,11 @@ func diffBits(path string, x, y reflect.Value) string {
 		if math.Float64bits(x.Float()) != math.Float64bits(y.Float()) {
 			return fmt.Sprintf("%s: %v and %v", path, x.Float(), y.Float())
 		}
-	case reflect.Int, reflect.Int64:
+	case reflect.Bool:
+		if x.Bool() != y.Bool() {
+			return fmt.Sprintf("%s: %v and %v", path, x.Bool(), y.Bool())
+		}
+	case reflect.Int, reflect.Int32, reflect.Int64:
 		if x.Int() != y.Int() {
 			return fmt.Sprintf("%s: %d and %d", path, x.Int(), y.Int())
 		}

@@ -484,3 +484,75 @@ func TestFusedNoAllocationsWhenWarm(t *testing.T) {
 		}
 	}
 }
+
+// TestHistogramTrackedReset evaluates a sequence of images into one
+// histogram, Reset before each and merged after each, as an Evaluator does,
+// and checks that the merged histogram equals the one built from a fresh
+// histogram per image, and that every Reset leaves every bin empty: the
+// float16 fold lists the bins it fills (only those are cleared and merged),
+// and the float32 path, which does not, makes the next Reset clear them
+// all.
+func TestHistogramTrackedReset(t *testing.T) {
+	const classes = 3
+	var images []halfCase
+	for _, tc := range halfCases() {
+		if tc.classes == classes {
+			images = append(images, tc)
+		}
+	}
+	if len(images) < 3 {
+		t.Fatalf("%d 3-class cases, want at least 3", len(images))
+	}
+	// Float16 twice, float32 between, float16 again: the float32 image
+	// leaves the histogram untracked for one Reset.
+	kinds := []string{"half", "half", "float32", "half", "half"}
+	newHist := func() *Histogram {
+		h, err := NewHistogram(classes, DefaultBinsPerOctave)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	reused, got, want := newHist(), newHist(), newHist()
+	f := NewFused()
+	empty := newHist()
+	for n, kind := range kinds {
+		tc := images[n%len(images)]
+		opt := Options{Classes: ClassSet{Mode: All}, Ignore: 255, HasIgnore: true}
+		eval := func(h *Histogram) {
+			var err error
+			if kind == "half" {
+				_, err = f.Half(tc.probs, tc.labels, classes, tc.h, tc.w, opt, 0, h, NewCounts(classes))
+			} else {
+				_, err = f.Probs(fromHalf(tc.probs), tc.labels, classes, tc.h, tc.w, opt, 0, h, NewCounts(classes))
+			}
+			if err != nil {
+				t.Fatalf("image %d (%s): %v", n, tc.name, err)
+			}
+		}
+		reused.Reset()
+		if !histogramsEqual(reused, empty) {
+			t.Fatalf("before image %d: Reset left bins filled", n)
+		}
+		eval(reused)
+		if err := got.Merge(reused); err != nil {
+			t.Fatal(err)
+		}
+		fresh := newHist()
+		eval(fresh)
+		if err := want.Merge(fresh); err != nil {
+			t.Fatal(err)
+		}
+		if !histogramsEqual(got, want) {
+			t.Fatalf("after image %d (%s, %s): merged histogram differs from the one of fresh histograms", n, kind, tc.name)
+		}
+	}
+}
+
+// histogramsEqual reports whether a and b hold the same counts, sums and
+// largest errors.
+func histogramsEqual(a, b *Histogram) bool {
+	return slices.Equal(a.FgCount, b.FgCount) && slices.Equal(a.BgCount, b.BgCount) &&
+		slices.Equal(a.FgSum, b.FgSum) && slices.Equal(a.BgSum, b.BgSum) &&
+		slices.EqualFunc(a.MaxError, b.MaxError, func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) })
+}

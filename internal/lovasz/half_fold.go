@@ -68,6 +68,9 @@ func (h *halfFold) flush() {
 		return
 	}
 	i := h.off + h.k
+	if h.hist.FgCount[i] == 0 && h.hist.BgCount[i] == 0 {
+		h.hist.touch(i)
+	}
 	h.hist.FgCount[i] += h.cf
 	h.hist.BgCount[i] += h.cb
 	if h.k > 0 {
