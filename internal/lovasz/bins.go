@@ -99,15 +99,13 @@ var (
 // overflow slot r.last.
 func (r *resolution) bin32(bits uint32) int {
 	k := int(bits>>(23-r.bits)) - r.base32
-	k &^= k >> 63 // below 2^minExp: bin 0
-	return min(k, r.last) & (maxSlots - 1)
+	return min(max(k, 0), r.last) & (maxSlots - 1) // below 2^minExp: bin 0
 }
 
 // bin64 is the bin of a non-negative float64 error.
 func (r *resolution) bin64(e float64) int {
 	k := int(math.Float64bits(e)>>(52-r.bits)) - r.base64
-	k &^= k >> 63
-	return min(k, r.last) & (maxSlots - 1)
+	return min(max(k, 0), r.last) & (maxSlots - 1)
 }
 
 // maxProbBin is the bin of the largest accepted probability: a count above it
