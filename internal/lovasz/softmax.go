@@ -264,8 +264,7 @@ func (ev *Evaluator) bin(r *resolution, plane []float32, fg, ignored []int32) in
 		return i
 	}
 	unbin(r, plane, ignored, ev.nb, ev.off)
-	unbin(r, plane, fg, ev.nb, ev.off)
-	binForeground(r, plane, fg, ev.nf, ev.sf)
+	binForeground(r, plane, fg, ev.nb, ev.off, ev.nf, ev.sf)
 	for k := 1; k < r.layout.bins(); k++ {
 		ev.sb[k] = float64(ev.off[k]) * r.ulp[k]
 	}
@@ -339,16 +338,29 @@ const (
 	perImageMask   = 1<<perImageShift - 1
 )
 
-// binPackedPerImage is binPacked at the per-image resolution. The bin is
-// clamped with max and min, which compile to two branches that are always
-// predicted (errors seldom fall outside the bins); clamping below with a
-// sign mask put three dependent instructions before every address, and
-// made the loop 8% slower on Cityscapes.
+// binPackedPerImage is binPacked at the per-image resolution. It takes
+// pixels two at a time, and both bins are clamped only when either falls
+// outside the bins, which errors seldom do: the common path is one
+// untaken branch per pair, where a clamp per pixel (two branches, taken
+// or not depending on the code layout) made the loop 18% slower on VOC.
 func binPackedPerImage(plane []float32, packed *[maxSlots]uint64) {
-	for _, p := range plane {
-		abs := math.Float32bits(p) &^ (1 << 31)
-		k := min(max(int(abs>>perImageShift)-perImageBase32, 0), perImageLast)
-		packed[k&(maxSlots-1)] += 1<<packedCountShift | uint64(abs&perImageMask)
+	n := len(plane) &^ 1
+	for j := 0; j < n; j += 2 {
+		pair := plane[j : j+2 : j+2]
+		a := math.Float32bits(pair[0]) &^ (1 << 31)
+		b := math.Float32bits(pair[1]) &^ (1 << 31)
+		k := int(a>>perImageShift) - perImageBase32
+		l := int(b>>perImageShift) - perImageBase32
+		if uint(k) > perImageLast || uint(l) > perImageLast {
+			k, l = min(max(k, 0), perImageLast), min(max(l, 0), perImageLast)
+		}
+		packed[k&(maxSlots-1)] += 1<<packedCountShift | uint64(a&perImageMask)
+		packed[l&(maxSlots-1)] += 1<<packedCountShift | uint64(b&perImageMask)
+	}
+	if n < len(plane) {
+		a := math.Float32bits(plane[n]) &^ (1 << 31)
+		k := min(max(int(a>>perImageShift)-perImageBase32, 0), perImageLast)
+		packed[k&(maxSlots-1)] += 1<<packedCountShift | uint64(a&perImageMask)
 	}
 }
 
@@ -362,13 +374,20 @@ func unbin(r *resolution, plane []float32, pixels []int32, nb *[maxSlots]int64, 
 	}
 }
 
-// binForeground bins the class's own pixels as foreground, where their error
-// is |1-p|, exact in float64.
-func binForeground(r *resolution, plane []float32, fg []int32, nf *[maxSlots]int64, sf *[maxSlots]float64) {
+// binForeground moves the class's own pixels from the background bins, where
+// binBackground counted them, to the foreground ones, where their error is
+// |1-p|, exact in float64. One loop does both: the pixels are scattered
+// over the plane, and each is read once.
+func binForeground(r *resolution, plane []float32, fg []int32, nb *[maxSlots]int64, off *[maxSlots]uint64, nf *[maxSlots]int64, sf *[maxSlots]float64) {
 	lo := r.layout.lo
 	for _, i := range fg {
-		e := math.Abs(1 - float64(plane[i]))
-		k := r.bin64(e)
+		p := plane[i]
+		abs := math.Float32bits(p) &^ (1 << 31)
+		k := r.bin32(abs)
+		nb[k]--
+		off[k] -= uint64(abs & r.offsetMask)
+		e := math.Abs(1 - float64(p))
+		k = r.bin64(e)
 		nf[k]++
 		if k < len(lo) {
 			sf[k] += e - lo[k]
