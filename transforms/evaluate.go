@@ -563,7 +563,10 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 	var acc *evaluate.Accumulator
 	slices := map[string]*evaluate.Tally{}
 	for _, w := range o.pool.workers() {
-		a, s := w.eval.Take()
+		a, s, err := w.eval.Take()
+		if err != nil {
+			return err
+		}
 		if acc == nil {
 			acc = a
 		} else if err := acc.Merge(a); err != nil {
@@ -595,7 +598,7 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 func (o *overlap) reset() {
 	o.rows.reset()
 	for _, w := range o.pool.workers() {
-		w.eval.Take()
+		w.eval.Take() // dropped, error and all
 	}
 }
 

@@ -63,7 +63,10 @@ func evaluated(t *testing.T, store *storage.Store, spec OutputSpec, n int) sideI
 		}
 		lines[i%2] = append(lines[i%2], string(line)) // keys ascend: each part is sorted
 	}
-	acc, _ := ev.Take()
+	acc, _, err := ev.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
 	in := sideInputs{acc: acc, slices: map[string]*evaluate.Tally{}, worst: worst,
 		shards: []results.Shard{{Path: "s.tar"}}, planned: PlanCount{Files: 1, Samples: int64(n)}}
 	for i, part := range lines {

@@ -304,8 +304,8 @@ func evaluateShard(data []byte, name string, dec *sample.Decoder, ev *evaluate.E
 	for {
 		s, err := r.Next()
 		if err == io.EOF {
-			ev.Take()
-			return n, nil
+			_, _, err := ev.Take()
+			return n, err
 		}
 		if err != nil {
 			return n, err

@@ -82,7 +82,7 @@ func TestTallyLossBins(t *testing.T) {
 				add(&sample.Image{Key: "map", Height: img.Height, Width: img.Width, Labels: img.Labels,
 					Prediction: sample.ArgmaxMap, Pred: make([]int32, len(img.Labels)), Meta: img.Meta})
 			}
-			acc, tallies := e.Take()
+			acc, tallies := take(t, e)
 			tl := acc.Tally
 			if tl.ImagesWithLoss != int64(tc.images) {
 				t.Errorf("%d images with a loss, want %d", tl.ImagesWithLoss, tc.images)

@@ -41,7 +41,7 @@ func TestIntervalsCoverTheEstimateAndNarrow(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		acc, _ := e.Take()
+		acc, _ := take(t, e)
 		iv := acc.Bootstrap.Intervals(0.95)
 		return acc.Tally.Counts.Metrics(), iv, iv.MIoU.High - iv.MIoU.Low
 	}
@@ -75,7 +75,7 @@ func TestSlices(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	acc, slices := e.Take()
+	acc, slices := take(t, e)
 	want := map[string]int64{
 		"weather" + sliceSep + "rain":                2,
 		"weather" + sliceSep + "clear":               1,

@@ -31,7 +31,7 @@ func modelRun(t *testing.T, keys []string, confidence float64, replicates int) (
 		}
 		rows[k] = res
 	}
-	acc, _ := e.Take()
+	acc, _ := take(t, e)
 	return &acc.Bootstrap, rows
 }
 

@@ -74,7 +74,7 @@ func evaluateCase(tb testing.TB, tc encodeCase) (*Accumulator, map[string]*Tally
 		add(&sample.Image{Key: img.Key, Height: img.Height, Width: img.Width, Labels: img.Labels,
 			Prediction: sample.ArgmaxMap, Pred: img.Labels, Meta: img.Meta})
 	}
-	acc, tallies := e.Take()
+	acc, tallies := take(tb, e)
 	if acc == nil {
 		tb.Fatal("no accumulator")
 	}

@@ -114,6 +114,7 @@ type Evaluator struct {
 	counts   *lovasz.Counts    // this image's
 	hist     *lovasz.Histogram // this image's, merged into acc once the image is accepted
 	acc      *Accumulator
+	flushErr error             // from flush, for Take
 	slices   map[string]*Tally // by SliceKey
 
 	maps              sync.Once
@@ -162,6 +163,7 @@ func (e *Evaluator) Release() {
 	if e.buffers == nil {
 		return
 	}
+	e.flush()
 	select {
 	case idleBuffers <- e.buffers:
 	default:
@@ -171,10 +173,28 @@ func (e *Evaluator) Release() {
 
 // Take returns what has been accumulated since the last Take, for the whole
 // and by slice; the accumulator is nil when no image was evaluated.
-func (e *Evaluator) Take() (*Accumulator, map[string]*Tally) {
-	acc, slices := e.acc, e.slices
-	e.acc, e.slices = nil, nil
-	return acc, slices
+func (e *Evaluator) Take() (*Accumulator, map[string]*Tally, error) {
+	e.flush()
+	acc, slices, err := e.acc, e.slices, e.flushErr
+	e.acc, e.slices, e.flushErr = nil, nil, nil
+	if err != nil {
+		return nil, nil, err
+	}
+	return acc, slices, nil
+}
+
+// flush adds to the accumulator the errors that the fused path holds back
+// for small float16 images (see lovasz.Fused.Half), before the accumulator
+// is handed out or the buffers holding them are. It keeps the first error,
+// for Take: there can be none, as every image had the accumulator's
+// number of classes (classesOf).
+func (e *Evaluator) flush() {
+	if e.buffers == nil || e.fused == nil || e.acc == nil {
+		return
+	}
+	if err := e.fused.Flush(e.acc.Histogram); err != nil && e.flushErr == nil {
+		e.flushErr = err
+	}
 }
 
 // Evaluate scores one image, adds it to the accumulator and returns its
@@ -268,6 +288,10 @@ func (e *Evaluator) evaluate(img *sample.Image, shard string) (Result, error) {
 	}
 	res.MIoU = e.counts.MeanIoU()
 	res.PixelAccuracy = e.counts.PixelAccuracy()
+	// From here on the image is accepted: a small float16 image's errors
+	// are already held back for the accumulator (see flush), and the
+	// additions below fail only for another number of classes, which
+	// classesOf rejected.
 	if err := e.acc.Tally.add(res, perClass, e.counts); err != nil {
 		return Result{}, err
 	}

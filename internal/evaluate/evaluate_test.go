@@ -53,11 +53,11 @@ func TestEvaluateKinds(t *testing.T) {
 	if a.MIoU != b.MIoU || a.PixelAccuracy != b.PixelAccuracy || a.ValidPixels != b.ValidPixels {
 		t.Errorf("argmax of probabilities %+v and the stored map %+v disagree", a, b)
 	}
-	acc, _ := e.Take()
+	acc, _ := take(t, e)
 	if tl := acc.Tally; tl.Images != 2 || tl.ImagesWithLoss != 1 || tl.Counts.ValidPixels() != 2*a.ValidPixels {
 		t.Errorf("accumulator %d images, %d with loss, %d pixels", tl.Images, tl.ImagesWithLoss, tl.Counts.ValidPixels())
 	}
-	if again, _ := e.Take(); again != nil {
+	if again, _ := take(t, e); again != nil {
 		t.Error("Take did not reset the accumulator")
 	}
 }
@@ -138,7 +138,7 @@ func TestAccumulatorMergeIsOrderFree(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		parts[i], _ = e.Take()
+		parts[i], _ = take(t, e)
 	}
 	merge := func(order ...int) *Accumulator {
 		acc, _ := NewAccumulator(4, lovasz.DefaultBinsPerOctave, 0)
@@ -232,4 +232,14 @@ func TestLabelAndPredictionMaps(t *testing.T) {
 	if !IsBadInput(err) {
 		t.Errorf("unmapped label: %v", err)
 	}
+}
+
+// take is e.Take for a test, which fails on its error.
+func take(t testing.TB, e *Evaluator) (*Accumulator, map[string]*Tally) {
+	t.Helper()
+	acc, slices, err := e.Take()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acc, slices
 }

@@ -55,7 +55,7 @@ func evaluateShard(tb testing.TB, data []byte, opt Options, bits bool) ([]Result
 		}
 		out = append(out, res)
 	}
-	acc, _ := e.Take()
+	acc, _ := take(tb, e)
 	return out, acc
 }
 
@@ -123,5 +123,57 @@ func TestPredictionAtFloat16(t *testing.T) {
 	}
 	if !reflect.DeepEqual(maps[0], maps[1]) {
 		t.Error("classes of float32 and float16 bits differ")
+	}
+}
+
+// TestReleaseFlushesSmallImages evaluates small float16 images, whose
+// errors the fused path holds back until a flush, and releases the buffers
+// before taking the accumulator: the accumulator must still hold every
+// error, and the next Evaluator to take the released buffers none of them.
+func TestReleaseFlushesSmallImages(t *testing.T) {
+	so := synth.Options{Classes: 7, Height: 24, Width: 20, Regions: 5, Ignore: 255, Confidence: 2, WrongRegions: 0.2}
+	data := shardOf(t, synth.NewImage("a", so, 1), synth.NewImage("b", so, 2))
+	opt := options()
+	_, want := evaluateShard(t, data, opt, true)
+
+	var images []*sample.Image
+	r := shard.NewReader(bytes.NewReader(data), "mem.tar", shard.Limits{MaxMemberBytes: 1 << 30})
+	for {
+		s, err := r.Next()
+		if err != nil {
+			break
+		}
+		img, err := (&sample.Decoder{Float16Bits: true}).Decode(s, "mem.tar", sample.Options{Limits: sample.Limits{MaxPixels: 1 << 20, MaxClasses: 64, MaxMemberBytes: 1 << 30}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		images = append(images, img)
+	}
+	released := NewEvaluator(opt)
+	for _, img := range images {
+		if _, err := released.Evaluate(img, "mem.tar"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	released.Release()
+	got, _ := take(t, released)
+	g, w := got.Histogram, want.Histogram
+	if !reflect.DeepEqual(g.FgCount, w.FgCount) || !reflect.DeepEqual(g.BgCount, w.BgCount) ||
+		!reflect.DeepEqual(g.FgSum, w.FgSum) || !reflect.DeepEqual(g.BgSum, w.BgSum) {
+		t.Error("the histogram taken after Release differs from the one taken before")
+	}
+
+	next := NewEvaluator(opt) // takes the released buffers
+	if _, err := next.Evaluate(images[0], "mem.tar"); err != nil {
+		t.Fatal(err)
+	}
+	gotNext, _ := take(t, next)
+	var binned int64
+	for i := range gotNext.Histogram.FgCount {
+		binned += gotNext.Histogram.FgCount[i] + gotNext.Histogram.BgCount[i]
+	}
+	valid := gotNext.Tally.ValidPixels
+	if binned != int64(so.Classes)*valid {
+		t.Errorf("the next Evaluator's histogram holds %d errors, want %d (%d valid pixels x %d classes)", binned, int64(so.Classes)*valid, valid, so.Classes)
 	}
 }

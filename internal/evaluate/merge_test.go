@@ -30,7 +30,7 @@ func evaluateParts(tb testing.TB, tc encodeCase) ([]part, []float64) {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		acc, tallies := e.Take()
+		acc, tallies := take(tb, e)
 		parts = append(parts, part{acc, tallies})
 		losses = append(losses, res.Loss)
 	}

@@ -203,6 +203,42 @@ func TestAddMatchesBig(t *testing.T) {
 	}
 }
 
+// TestAddFixed checks AddFixed against math/big, and against Add where the
+// value is a float64 as well.
+func TestAddFixed(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := range 2000 {
+		var s, viaAdd Sum
+		want := new(big.Int)
+		exactFloats := true
+		for range 1 + r.IntN(50) {
+			frac := uint(r.IntN(65))
+			v := r.Uint64() >> r.IntN(64)
+			if frac < 10 {
+				v >>= 10 // keep the sum below 2^63
+			}
+			s.AddFixed(v, frac)
+			want.Add(want, new(big.Int).Lsh(new(big.Int).SetUint64(v), 64-frac))
+			if v < 1<<53 {
+				viaAdd.Add(math.Ldexp(float64(v), -int(frac)))
+			} else {
+				exactFloats = false
+			}
+		}
+		if got := toBig(s); got.Cmp(want) != 0 {
+			t.Fatalf("trial %d: sum %v units, math/big %v", trial, got, want)
+		}
+		if exactFloats && viaAdd != s {
+			t.Fatalf("trial %d: AddFixed gives %#v, Add of the same values %#v", trial, s, viaAdd)
+		}
+	}
+	nan := sumOf(math.NaN())
+	nan.AddFixed(1, 0)
+	if !math.IsNaN(nan.Float64()) {
+		t.Errorf("AddFixed to a NaN sum gives %v", nan.Float64())
+	}
+}
+
 // Float64 rounds every 128-bit value correctly, ties to even, including
 // ties broken only by bits far below the last kept one.
 func TestFloat64Rounding(t *testing.T) {

@@ -32,11 +32,12 @@ type Fused struct {
 	fsum  []float64
 	conf  []int64 // this image's confusion, added to the caller's on success
 
-	half   *halfScratch
-	fold   halfFold
-	visits []halfVisit // one class's non-empty float16 slots
-	rng    halfRange
-	f32    []float32 // float32 copy of a bad float16 image, for its error
+	half    *halfScratch
+	fold    halfFold
+	visits  []halfVisit  // one class's non-empty float16 slots
+	pending *halfPending // small images' errors, until Flush
+	rng     halfRange
+	f32     []float32 // float32 copy of a bad float16 image, for its error
 }
 
 // fusedBlock is the number of pixels the blocked pass holds in cache across

@@ -22,7 +22,10 @@ var fusedSizes = append(benchSizes[:len(benchSizes):len(benchSizes)], []struct {
 // BenchmarkFusedHalf is the whole per-image evaluation of float16
 // probabilities (check at tolerance 0.01, argmax and confusion, loss, dataset
 // histogram) on refbench.py's distribution rounded to float16. ns/px is the
-// cost per pixel, to compare image sizes.
+// cost per pixel, to compare image sizes. Small images' errors reach the
+// histogram at Flush, which the pipeline calls once per bundle of samples;
+// the benchmark flushes every benchFlushEvery images, and so counts that
+// cost too.
 func BenchmarkFusedHalf(b *testing.B) {
 	for _, sz := range fusedSizes {
 		b.Run(sz.name, func(b *testing.B) {
@@ -34,10 +37,16 @@ func BenchmarkFusedHalf(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			images := 0
 			run := func() {
 				counts.Reset()
 				if _, err := f.Half(probs, im.labels, sz.classes, sz.h, sz.w, Options{}, 0.01, hist, counts); err != nil {
 					b.Fatal(err)
+				}
+				if images++; images%benchFlushEvery == 0 {
+					if err := f.Flush(hist); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			run() // warm the buffers
@@ -50,6 +59,11 @@ func BenchmarkFusedHalf(b *testing.B) {
 		})
 	}
 }
+
+// benchFlushEvery is how many images BenchmarkFusedHalf evaluates between
+// flushes: fewer than a bundle of small images holds (a bundle reads at
+// least one shard's restriction, hundreds of samples or more).
+const benchFlushEvery = 100
 
 // BenchmarkReferenceHalf is what BenchmarkFusedHalf replaces: the same image
 // as float32 values through CheckProbabilities, LovaszSoftmax and

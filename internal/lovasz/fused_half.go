@@ -1,24 +1,27 @@
 package lovasz
 
 import (
+	"fmt"
 	"math"
-	"math/bits"
 )
 
 // halfScratch holds the float16 path's per-class counts. Every count is zero
-// between classes: the gather that reads a count clears it.
+// between classes: the walk that reads a count clears it.
 type halfScratch struct {
 	bg  [halfBgSlots]uint32 // background pixels by magnitude bits of p
 	bg2 [halfBgSlots]uint32 // binHalf's second counts, zero between calls
 	fg  [halfFgSlots]uint32 // foreground pixels by fgSlot(p)
-	// mark flags the positions in halfTables.order that a small image
-	// touched, so that its walk visits those instead of every slot.
-	mark []uint64
+	// Small images count pixels by position in halfTables.order, and
+	// mark the positions they reach, so that their walk visits those
+	// instead of every slot.
+	small []uint16
+	mark  []uint64
 }
 
-// halfSparsePixels is the image size below which a class's walk visits only
-// the slots its pixels touched: below it, a walk over all ~48k slots would
-// cost more than binning the pixels.
+// halfSparsePixels is the image size below which an image is small: a walk
+// over all ~48k slots would cost more than binning its pixels, and folding
+// it into histogram bins image by image more than the rest of its
+// evaluation (see halfPending). Its pixel counts fit uint16.
 const halfSparsePixels = 1 << 14
 
 // Half evaluates an image of float16 class probabilities, given by their
@@ -29,9 +32,19 @@ const halfSparsePixels = 1 << 14
 //
 // Each distinct float16 value is a bin of its own, so the loss is exact:
 // Bound is 0.
+//
+// The errors of an image of fewer than 16384 pixels do not reach hist
+// (but for its MaxError) until Flush: f counts them per value, over as many
+// images as come, and Flush folds them all at once into the histogram it is
+// given, which must be hist or one that hist is merged into. The result is
+// the same, bit for bit, as folding each image into hist. Images of another
+// number of classes need a Flush in between.
 func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int, opt Options, tol float64, hist *Histogram, counts *Counts) (ImageLoss, error) {
 	if err := checkFused(len(probs), labels, classes, height, width, opt, hist, counts); err != nil {
 		return ImageLoss{}, err
+	}
+	if q := f.pending; q != nil && q.pixels > 0 && q.classes != classes {
+		return ImageLoss{}, fmt.Errorf("the errors of %d-class images are pending: Flush them before evaluating %d-class images", q.classes, classes)
 	}
 	p := height * width
 	if int64(p) >= math.MaxInt32 {
@@ -43,7 +56,7 @@ func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int,
 	}
 	t := halfTablesOnce()
 	if f.half == nil {
-		f.half = &halfScratch{mark: make([]uint64, (len(t.order)+63)/64)}
+		f.half = &halfScratch{}
 	}
 	f.resetConf(classes)
 	if !f.halfBlocks(probs, labels, classes, p, opt, tol, t) {
@@ -57,6 +70,12 @@ func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int,
 	res := ImageLoss{ValidPixels: int64(ev.start[classes]), PerClass: ev.perClass}
 	if res.ValidPixels == 0 {
 		return res, nil
+	}
+	if p < halfSparsePixels && hist != nil {
+		if f.pending == nil {
+			f.pending = &halfPending{}
+		}
+		f.pending.begin(classes, uint64(res.ValidPixels), t)
 	}
 	counted := 0
 	for c := range classes {
@@ -261,43 +280,31 @@ func sumsWithin(sum []int64, limit int64) bool {
 
 // halfClassLoss bins class c's errors on a checked float16 plane, walks them
 // from the largest down and returns the class's exact loss, adding its
-// errors to hist when it is not nil.
+// errors to hist when it is not nil. Small images take halfSmallLoss.
 func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist *Histogram, t *halfTables) float64 {
 	ev, sc := f.ref, f.half
 	fg := ev.pixels[ev.start[c]:ev.start[c+1]]
 	ignored := ev.pixels[ev.start[classes]:]
-	sparse := len(plane) < halfSparsePixels
-	if sparse {
-		binHalfMarked(plane, &sc.bg, sc.mark, &t.bgPos)
-	} else {
-		binHalf(plane, &sc.bg, &sc.bg2)
+	if len(plane) < halfSparsePixels {
+		return f.halfSmallLoss(plane, c, fg, ignored, opt, hist, t)
 	}
+	binHalf(plane, &sc.bg, &sc.bg2)
 	for _, i := range ignored {
 		sc.bg[plane[i]&(halfBgSlots-1)]--
 	}
 	for _, i := range fg {
 		b := plane[i]
 		sc.bg[b&(halfBgSlots-1)]--
-		s := fgSlot(b) & (halfFgSlots - 1)
-		sc.fg[s]++
-		if sparse {
-			pos := t.fgPos[s]
-			sc.mark[pos>>6] |= 1 << (pos & 63)
-		}
+		sc.fg[fgSlot(b)&(halfFgSlots-1)]++
 	}
-	var visits []halfVisit
-	if sparse {
-		visits = gatherSparse(sc, t, f.visits[:0])
-	} else {
-		visits = gatherDense(sc, t, int64(ev.start[classes]), f.visits[:0])
-	}
+	visits := gatherDense(sc, t, int64(ev.start[classes]), f.visits[:0])
 	f.visits = visits
 	g := int64(len(fg))
 	if hist != nil {
 		f.fold.start(hist, c)
 		f.fold.addAll(visits)
-		if g == 0 && opt.Classes.Mode != Present && len(visits) > 0 && !(visits[0].err <= hist.MaxError[c]) {
-			hist.MaxError[c] = visits[0].err
+		if g == 0 && opt.Classes.Mode != Present && len(visits) > 0 {
+			hist.noteMaxError(c, visits[0].err)
 		}
 	}
 	if len(visits) == 0 {
@@ -330,16 +337,6 @@ func binHalf(plane []uint16, bg, bg2 *[halfBgSlots]uint32) {
 	clear(bg2[:])
 }
 
-// binHalfMarked is binHalf that also marks the slots it touches.
-func binHalfMarked(plane []uint16, bg *[halfBgSlots]uint32, mark []uint64, pos *[halfBgSlots]uint16) {
-	for _, b := range plane {
-		k := b & (halfBgSlots - 1)
-		bg[k]++
-		p := pos[k]
-		mark[p>>6] |= 1 << (p & 63)
-	}
-}
-
 // halfVisit is a slot of halfTables.order that holds pixels: its error,
 // whether it is a foreground slot, and its number of pixels. Gathering
 // them once keeps the walks that follow off the large tables.
@@ -370,26 +367,6 @@ func gatherDense(sc *halfScratch, t *halfTables, valid int64, dst []halfVisit) [
 			dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
 			if seen += int64(n); seen == valid {
 				break
-			}
-		}
-	}
-	return dst
-}
-
-// gatherSparse lists the non-empty marked slots in order, clearing marks
-// and counts.
-func gatherSparse(sc *halfScratch, t *halfTables, dst []halfVisit) []halfVisit {
-	for wi, word := range sc.mark {
-		if word == 0 {
-			continue
-		}
-		sc.mark[wi] = 0
-		for word != 0 {
-			pos := wi<<6 | bits.TrailingZeros64(word)
-			word &= word - 1
-			slot := t.order[pos]
-			if n := sc.take(slot); n != 0 {
-				dst = append(dst, halfVisit{t.err[pos], n, slot&orderFg != 0})
 			}
 		}
 	}

@@ -265,6 +265,9 @@ func runHalf(t *testing.T, tc halfCase, opt Options, tol float64, f *Fused) (got
 	got, want = newRun(t, tc.classes), newRun(t, tc.classes)
 	got.loss, got.err = f.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, got.hist, got.counts)
 	got.loss.PerClass = slices.Clone(got.loss.PerClass)
+	if err := f.Flush(got.hist); err != nil {
+		t.Fatal(err)
+	}
 	want.loss, want.err = NewFused().reference(fromHalf(tc.probs), tc.labels, tc.classes, tc.h, tc.w, opt, tol, want.hist, want.counts)
 	return got, want
 }
@@ -522,7 +525,9 @@ func TestHistogramTrackedReset(t *testing.T) {
 		eval := func(h *Histogram) {
 			var err error
 			if kind == "half" {
-				_, err = f.Half(tc.probs, tc.labels, classes, tc.h, tc.w, opt, 0, h, NewCounts(classes))
+				if _, err = f.Half(tc.probs, tc.labels, classes, tc.h, tc.w, opt, 0, h, NewCounts(classes)); err == nil {
+					err = f.Flush(h)
+				}
 			} else {
 				_, err = f.Probs(fromHalf(tc.probs), tc.labels, classes, tc.h, tc.w, opt, 0, h, NewCounts(classes))
 			}
@@ -555,4 +560,119 @@ func histogramsEqual(a, b *Histogram) bool {
 	return slices.Equal(a.FgCount, b.FgCount) && slices.Equal(a.BgCount, b.BgCount) &&
 		slices.Equal(a.FgSum, b.FgSum) && slices.Equal(a.BgSum, b.BgSum) &&
 		slices.EqualFunc(a.MaxError, b.MaxError, func(x, y float64) bool { return x == y || math.IsNaN(x) && math.IsNaN(y) })
+}
+
+// TestHalfPendingFlush evaluates a sequence of small float16 images and
+// checks that their histogram is the same, bit for bit, whether each image
+// is flushed on its own (and merged), all are flushed once at the end, or
+// the pending counts are full after two images, so that later images are
+// folded one by one: halfFold is exact, so how images are grouped must not
+// show.
+func TestHalfPendingFlush(t *testing.T) {
+	const classes = 3
+	var images []halfCase
+	for _, tc := range halfCases() {
+		if tc.classes == classes && tc.h*tc.w < halfSparsePixels {
+			images = append(images, tc, tc) // twice: counts of one value add up
+		}
+	}
+	if len(images) < 6 {
+		t.Fatalf("%d small 3-class cases, want at least 6", len(images))
+	}
+	opt := Options{Classes: ClassSet{Mode: All}, Ignore: 255, HasIgnore: true}
+	newHist := func() *Histogram {
+		h, err := NewHistogram(classes, DefaultBinsPerOctave)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	eval := func(f *Fused, tc halfCase, h *Histogram) int64 {
+		res, err := f.Half(tc.probs, tc.labels, classes, tc.h, tc.w, opt, 0, h, NewCounts(classes))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		return res.ValidPixels
+	}
+	flush := func(f *Fused, h *Histogram) {
+		if err := f.Flush(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	each, f := newHist(), NewFused()
+	var valid int64
+	for _, tc := range images {
+		h := newHist()
+		valid += eval(f, tc, h)
+		flush(f, h)
+		if err := each.Merge(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var binned int64
+	for i := range each.FgCount {
+		binned += each.FgCount[i] + each.BgCount[i]
+	}
+	if binned != classes*valid {
+		t.Fatalf("histogram holds %d errors, want %d (%d valid pixels x %d classes)", binned, classes*valid, valid, classes)
+	}
+
+	once, f := newHist(), NewFused()
+	for _, tc := range images {
+		eval(f, tc, once)
+	}
+	for i := range once.FgCount {
+		if once.FgCount[i] != 0 || once.BgCount[i] != 0 {
+			t.Fatal("errors of small images reached the histogram before Flush")
+		}
+	}
+	flush(f, once)
+	if !histogramsEqual(once, each) {
+		t.Error("one Flush for every image differs from a Flush per image")
+	}
+
+	old := pendingPixels
+	t.Cleanup(func() { pendingPixels = old })
+	pendingPixels = uint64(2 * images[0].h * images[0].w)
+	capped, f := newHist(), NewFused()
+	for _, tc := range images {
+		eval(f, tc, capped)
+	}
+	flush(f, capped)
+	if !histogramsEqual(capped, each) {
+		t.Error("images folded one by one once the counts were full differ from a Flush per image")
+	}
+}
+
+// TestHalfPendingOtherClasses checks that counts pending for some number of
+// classes are neither flushed into a histogram of another nor mixed with
+// the counts of images of another.
+func TestHalfPendingOtherClasses(t *testing.T) {
+	small := benchImage(3, 8, 8, 1)
+	other := benchImage(4, 8, 8, 2)
+	f := NewFused()
+	h3, err := NewHistogram(3, DefaultBinsPerOctave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h4, err := NewHistogram(4, DefaultBinsPerOctave)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Half(toHalf(small.probs), small.labels, 3, 8, 8, Options{}, 0, h3, NewCounts(3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Half(toHalf(other.probs), other.labels, 4, 8, 8, Options{}, 0, h4, NewCounts(4)); err == nil {
+		t.Error("a 4-class image was evaluated while 3-class errors were pending")
+	}
+	if err := f.Flush(h4); err == nil {
+		t.Error("3-class errors were flushed into a 4-class histogram")
+	}
+	if err := f.Flush(h3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Half(toHalf(other.probs), other.labels, 4, 8, 8, Options{}, 0, h4, NewCounts(4)); err != nil {
+		t.Errorf("after a Flush: %v", err)
+	}
 }

@@ -117,6 +117,14 @@ func (h *Histogram) touch(i int) {
 	}
 }
 
+// noteMaxError raises class c's largest error over images where it is
+// absent to e; NaN, for no such image, changes nothing.
+func (h *Histogram) noteMaxError(c int, e float64) {
+	if !math.IsNaN(e) && !(e <= h.MaxError[c]) {
+		h.MaxError[c] = e
+	}
+}
+
 // SizeBytes is the memory the histogram's counts and sums take.
 func (h *Histogram) SizeBytes() int {
 	return 8*(len(h.FgCount)+len(h.BgCount)+len(h.MaxError)) + 16*(len(h.FgSum)+len(h.BgSum))
@@ -148,9 +156,7 @@ func (h *Histogram) Merge(o *Histogram) error {
 		}
 	}
 	for c, m := range o.MaxError {
-		if !math.IsNaN(m) && !(m <= h.MaxError[c]) {
-			h.MaxError[c] = m
-		}
+		h.noteMaxError(c, m)
 	}
 	return nil
 }
@@ -199,9 +205,7 @@ func (h *Histogram) addFine(c int, nf, nb []int64, sf, sb []float64, maxErr floa
 			bgs[coarse].Add(b)
 		}
 	}
-	if !math.IsNaN(maxErr) && !(maxErr <= h.MaxError[c]) {
-		h.MaxError[c] = maxErr
-	}
+	h.noteMaxError(c, maxErr)
 }
 
 func log2(n int) int {
