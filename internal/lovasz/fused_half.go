@@ -11,11 +11,9 @@ type halfScratch struct {
 	bg  [halfBgSlots]uint32 // background pixels by magnitude bits of p
 	bg2 [halfBgSlots]uint32 // binHalf's second counts, zero between calls
 	fg  [halfFgSlots]uint32 // foreground pixels by fgSlot(p)
-	// Small images count pixels by position in halfTables.order, and
-	// mark the positions they reach, so that their walk visits those
-	// instead of every slot.
-	small []uint16
-	mark  []uint64
+	// Small images count pixels in a halfRow, which marks what it
+	// holds, so that their walk visits those instead of every slot.
+	small *halfRow[uint16]
 }
 
 // halfSparsePixels is the image size below which an image is small: a walk

@@ -65,6 +65,8 @@ type halfTables struct {
 	order []uint32
 	// err is the error of each entry of order.
 	err []float64
+	// bgErr is the error of each background slot, |p|.
+	bgErr [halfBgSlots]float64
 	// bgPos and fgPos are the positions in order of each slot, for
 	// images small enough to walk only the slots they touch.
 	bgPos [halfBgSlots]uint16
@@ -100,6 +102,7 @@ func newHalfTables() *halfTables {
 	for k := range halfMaxAbs + 1 {
 		v := halfValue(uint16(k))
 		all = append(all, entry{uint32(k), v})
+		t.bgErr[k] = v
 		t.fixed[k] = int64(math.Ldexp(v, 24))
 		t.fixed32[k] = uint32(min(t.fixed[k], math.MaxUint32))
 		// Foreground errors of p = +v and p = -v (-0 included).

@@ -17,56 +17,76 @@ import (
 // exact, so the histogram is the same, bit for bit, as if each image had
 // been folded on its own.
 
-// halfPending counts, per class, the pixels of small images at each position
-// of halfTables.order since the last flush.
+// halfRow counts one class's pixels: background ones by the magnitude bits
+// of p, their error, and foreground ones by position in halfTables.order,
+// each with the marks of the words that hold counts. Both orders go from the
+// largest error to the smallest, background ones from the last slot down.
+type halfRow[T uint16 | uint32] struct {
+	bg     []T
+	bgMark []uint64
+	fg     []T
+	fgMark []uint64
+}
+
+func newHalfRow[T uint16 | uint32](t *halfTables) halfRow[T] {
+	return halfRow[T]{
+		bg:     make([]T, halfBgSlots),
+		bgMark: make([]uint64, halfBgSlots/64),
+		fg:     make([]T, len(t.order)),
+		fgMark: make([]uint64, markWords(t)),
+	}
+}
+
+// halfPending counts, per class, the pixels of small images since the last
+// flush.
 type halfPending struct {
 	classes int
-	n       []uint32 // class c's counts are n[c*len(order):][:len(order)]
-	mark    []uint64 // per class, the words of n that hold counts, as bits
+	rows    []halfRow[uint32]
 	// pixels is the number of valid pixels counted since the last
-	// flush, the same for every class: it keeps n and halfFold's sums
-	// from overflowing.
+	// flush, the same for every class: it keeps the counts and
+	// halfFold's sums from overflowing.
 	pixels uint64
-	// When the image being evaluated would overflow n, direct is set and
-	// each of its classes is counted in row and rowMark, to be folded
-	// on its own.
-	direct  bool
-	row     []uint32
-	rowMark []uint64
+	// When the image being evaluated would overflow the counts, direct
+	// is set and each of its classes is counted in row, to be folded on
+	// its own.
+	direct bool
+	row    *halfRow[uint32]
 }
 
 // pendingPixels bounds the valid pixels counted between flushes, so that no
 // count overflows uint32. A variable only so that tests can lower it.
 var pendingPixels uint64 = math.MaxUint32
 
-// markWords is the number of uint64 words that mark one class's positions.
-// It is a multiple of 4, for walkSmall.
-func markWords(t *halfTables) int { return (len(t.order) + 255) / 256 * 4 }
+// markWords is the number of uint64 words that mark one class's positions
+// in halfTables.order.
+func markWords(t *halfTables) int { return (len(t.order) + 63) / 64 }
 
 // begin prepares p for a small image of the given classes and valid
 // pixels. Nothing may be pending for another number of classes.
 func (p *halfPending) begin(classes int, valid uint64, t *halfTables) {
 	if p.classes != classes {
 		p.classes = classes
-		p.n = make([]uint32, classes*len(t.order))
-		p.mark = make([]uint64, classes*markWords(t))
+		p.rows = make([]halfRow[uint32], classes)
+		for c := range p.rows {
+			p.rows[c] = newHalfRow[uint32](t)
+		}
 	}
 	p.direct = p.pixels+valid > pendingPixels
 	if p.direct && p.row == nil {
-		p.row, p.rowMark = make([]uint32, len(t.order)), make([]uint64, markWords(t))
+		row := newHalfRow[uint32](t)
+		p.row = &row
 	}
 	if !p.direct {
 		p.pixels += valid
 	}
 }
 
-// rows returns where class c of the image counts its errors.
-func (p *halfPending) rows(c int, t *halfTables) ([]uint32, []uint64) {
+// rowOf returns where class c of the image counts its errors.
+func (p *halfPending) rowOf(c int) *halfRow[uint32] {
 	if p.direct {
-		return p.row, p.rowMark
+		return p.row
 	}
-	size, words := len(t.order), markWords(t)
-	return p.n[c*size : (c+1)*size], p.mark[c*words : (c+1)*words]
+	return &p.rows[c]
 }
 
 // Flush adds to hist the errors of the small float16 images that Half has
@@ -81,29 +101,38 @@ func (f *Fused) Flush(hist *Histogram) error {
 		return fmt.Errorf("flushing the errors of %d-class images into a histogram of %d classes", p.classes, hist.Classes)
 	}
 	t := halfTablesOnce()
-	size, words := len(t.order), markWords(t)
-	for c := range p.classes {
-		f.foldRow(hist, c, p.n[c*size:(c+1)*size], p.mark[c*words:(c+1)*words], t)
+	for c := range p.rows {
+		f.foldRow(hist, c, &p.rows[c], t)
 	}
 	p.pixels = 0
 	return nil
 }
 
-// foldRow folds one class's counts per position into hist, clearing them
-// and their marks.
-func (f *Fused) foldRow(hist *Histogram, c int, n []uint32, mark []uint64, t *halfTables) {
+// foldRow folds one class's counts into hist, clearing them and their
+// marks: background errors from the largest down, then foreground ones.
+func (f *Fused) foldRow(hist *Histogram, c int, row *halfRow[uint32], t *halfTables) {
 	f.fold.start(hist, c)
-	for wi, word := range mark {
-		if word == 0 {
-			continue
+	for wi := len(row.bgMark) - 1; wi >= 0; wi-- {
+		word := row.bgMark[wi]
+		row.bgMark[wi] = 0
+		for word != 0 {
+			hb := 63 - bits.LeadingZeros64(word)
+			word &^= 1 << hb
+			k := wi<<6 | hb
+			if n := row.bg[k]; n != 0 {
+				row.bg[k] = 0
+				f.fold.add(t.bgErr[k], uint64(n), false)
+			}
 		}
-		mark[wi] = 0
+	}
+	for wi, word := range row.fgMark {
+		row.fgMark[wi] = 0
 		for word != 0 {
 			pos := wi<<6 | bits.TrailingZeros64(word)
 			word &= word - 1
-			if k := n[pos]; k != 0 {
-				n[pos] = 0
-				f.fold.add(t.err[pos], uint64(k), t.order[pos]&orderFg != 0)
+			if n := row.fg[pos]; n != 0 {
+				row.fg[pos] = 0
+				f.fold.add(t.err[pos], uint64(n), true)
 			}
 		}
 	}
@@ -111,36 +140,38 @@ func (f *Fused) foldRow(hist *Histogram, c int, n []uint32, mark []uint64, t *ha
 }
 
 // halfSmallLoss is halfClassLoss for a small image. It counts the class's
-// pixels by their position in halfTables.order, visits the positions it
-// marked in order, and adds the counts to the pending ones when hist is not
-// nil.
+// background pixels by magnitude bits and its foreground ones by position in
+// halfTables.order, walks both from the largest error down, merged into
+// one order, and adds the counts to the pending ones when hist is not nil.
 func (f *Fused) halfSmallLoss(plane []uint16, c int, fg, ignored []int32, opt Options, hist *Histogram, t *halfTables) float64 {
 	sc := f.half
 	if sc.small == nil {
-		sc.small, sc.mark = make([]uint16, len(t.order)), make([]uint64, markWords(t))
+		row := newHalfRow[uint16](t)
+		sc.small = &row
 	}
-	n, mark := sc.small, sc.mark
-	binSmall(plane, n, mark, &t.bgPos)
+	row := sc.small
+	binSmall(plane, row.bg, row.bgMark)
 	for _, i := range ignored {
-		n[t.bgPos[plane[i]&(halfBgSlots-1)]]--
+		row.bg[plane[i]&(halfBgSlots-1)]--
 	}
+	fgFrom, fgTo := len(row.fgMark), -1 // the words of fgMark that may be set
 	for _, i := range fg {
 		b := plane[i]
-		n[t.bgPos[b&(halfBgSlots-1)]]--
-		pos := t.fgPos[fgSlot(b)&(halfFgSlots-1)]
-		n[pos]++
-		mark[pos>>6] |= 1 << (pos & 63)
+		row.bg[b&(halfBgSlots-1)]--
+		pos := int(t.fgPos[fgSlot(b)&(halfFgSlots-1)])
+		row.fg[pos]++
+		row.fgMark[pos>>6] |= 1 << (pos & 63)
+		fgFrom, fgTo = min(fgFrom, pos>>6), max(fgTo, pos>>6)
 	}
-	var pend []uint32
-	var pendMark []uint64
+	var pend *halfRow[uint32]
 	if hist != nil {
-		pend, pendMark = f.pending.rows(c, t)
+		pend = f.pending.rowOf(c)
 	}
 	g := int64(len(fg))
-	loss, largest := walkSmall(n, mark, g, pend, pendMark, t)
+	loss, largest := walkSmall(row, pend, g, fgFrom, fgTo, t)
 	if hist != nil {
 		if f.pending.direct {
-			f.foldRow(hist, c, pend, pendMark, t)
+			f.foldRow(hist, c, pend, t)
 		}
 		if g == 0 && opt.Classes.Mode != Present {
 			hist.noteMaxError(c, largest)
@@ -153,76 +184,106 @@ func (f *Fused) halfSmallLoss(plane []uint16, c int, fg, ignored []int32, opt Op
 	return loss
 }
 
-// binSmall counts every value of plane as a background pixel at its
-// position, and marks the positions.
-func binSmall(plane []uint16, n []uint16, mark []uint64, bgPos *[halfBgSlots]uint16) {
+// binSmall counts every value of plane as a background pixel by its
+// magnitude bits, and marks them.
+func binSmall(plane []uint16, n []uint16, mark []uint64) {
+	n = n[:halfBgSlots]
+	mark = mark[:halfBgSlots/64]
 	for _, b := range plane {
-		pos := bgPos[b&(halfBgSlots-1)]
-		n[pos]++
-		mark[pos>>6] |= 1 << (pos & 63)
+		k := b & (halfBgSlots - 1)
+		n[k]++
+		mark[k>>6] |= 1 << (k & 63)
 	}
 }
 
-// walkSmall visits the marked positions from the largest error down,
-// clearing counts and marks, and returns the Lovász extension of the Jaccard
-// loss for g > 0 foreground pixels (see halfExtension) and the largest error,
-// NaN for no valid pixel. When pend is not nil it adds every count to it and
-// marks the words it added to.
+// walkSmall visits a small image's counts for one class (row, see halfRow)
+// from the largest error down, clearing them, and returns the Lovász
+// extension of the Jaccard loss for g > 0 foreground pixels (see
+// halfExtension) and the largest error, NaN for no valid pixel. Foreground
+// positions lie in the words fgFrom to fgTo of row.fgMark. When pend is not
+// nil, the counts are added to it.
 //
-// Nearly every visit is a pixel of its own here, and two things would chain
-// each visit to the previous one: the division for the Jaccard index and the
-// addition to the loss. The division is a product with a table of
-// reciprocals (its denominator is a pixel count), which can differ from the
-// quotient in its last bit, and visits alternate between two partial sums.
-func walkSmall(n []uint16, mark []uint64, g int64, pend []uint32, pendMark []uint64, t *halfTables) (value, largest float64) {
+// Background and foreground counts are kept apart, and their two orders are
+// merged: before each background value, the foreground positions that come
+// before its own position in halfTables.order are visited. Nearly every
+// visit is a pixel of its own here, so the loop keeps its state in local
+// variables (as fields, each visit's sum would wait on the previous one's
+// store), and the division for the Jaccard index is a product with a table
+// of reciprocals (the denominator is a pixel count), which can differ from
+// the quotient in its last bit.
+func walkSmall(row *halfRow[uint16], pend *halfRow[uint32], g int64, fgFrom, fgTo int, t *halfTables) (value, largest float64) {
 	largest = math.NaN()
 	var seen, b0 int64
-	var prev, odd float64
-	visit := func(pos int, sum *float64) {
-		k := n[pos]
-		if k == 0 {
-			return // a background position whose pixels all were foreground or ignored
-		}
-		n[pos] = 0
-		e := t.err[pos]
+	var prev float64
+	add := func(e float64, n uint16) {
 		if seen == 0 {
 			largest = e
 		}
-		seen += int64(k)
-		if t.order[pos]&orderFg == 0 {
-			b0 += int64(k)
-		}
+		seen += int64(n)
 		j := float64(seen) * t.recip[g+b0]
-		*sum += e * (j - prev)
+		value += e * (j - prev)
 		prev = j
-		if pend != nil {
-			pend[pos] += uint32(k)
+	}
+	// The foreground cursor: word fw of row.fgMark holds fword, whose
+	// lowest bit is the next position, fgNext.
+	fw, fword, fgNext := fgFrom-1, uint64(0), 0
+	nextFgWord := func() {
+		fgNext = math.MaxInt
+		for fw++; fw <= fgTo; fw++ {
+			if fword = row.fgMark[fw]; fword != 0 {
+				row.fgMark[fw] = 0
+				if pend != nil {
+					pend.fgMark[fw] |= fword
+				}
+				fgNext = fw<<6 | bits.TrailingZeros64(fword)
+				return
+			}
 		}
 	}
-	// Most words are empty: they are skipped four at a time.
-	for wi := 0; wi < len(mark); wi += 4 {
-		quad := mark[wi : wi+4 : wi+4]
-		if quad[0]|quad[1]|quad[2]|quad[3] == 0 {
+	visitFg := func() {
+		n := row.fg[fgNext]
+		row.fg[fgNext] = 0
+		add(t.err[fgNext], n)
+		if pend != nil {
+			pend.fg[fgNext] += uint32(n)
+		}
+		if fword &= fword - 1; fword != 0 {
+			fgNext = fw<<6 | bits.TrailingZeros64(fword)
+		} else {
+			nextFgWord()
+		}
+	}
+	nextFgWord()
+	for wi := len(row.bgMark) - 1; wi >= 0; wi-- {
+		word := row.bgMark[wi]
+		if word == 0 {
 			continue
 		}
-		for q, word := range quad {
-			if word == 0 {
-				continue
+		row.bgMark[wi] = 0
+		if pend != nil {
+			pend.bgMark[wi] |= word
+		}
+		for word != 0 {
+			hb := 63 - bits.LeadingZeros64(word)
+			word &^= 1 << hb
+			k := wi<<6 | hb
+			n := row.bg[k]
+			if n == 0 {
+				continue // its pixels all were foreground or ignored
 			}
-			quad[q] = 0
+			row.bg[k] = 0
+			for fgNext < int(t.bgPos[k]) {
+				visitFg()
+			}
+			b0 += int64(n)
+			add(t.bgErr[k], n)
 			if pend != nil {
-				pendMark[wi+q] |= word
-			}
-			base := (wi + q) << 6
-			for word != 0 {
-				visit(base|bits.TrailingZeros64(word), &value)
-				if word &= word - 1; word == 0 {
-					break
-				}
-				visit(base|bits.TrailingZeros64(word), &odd)
-				word &= word - 1
+				pend.bg[k] += uint32(n)
 			}
 		}
 	}
-	return value + odd, largest
+	for fgNext < math.MaxInt {
+		visitFg()
+	}
+	return value, largest
 }
