@@ -22,16 +22,16 @@ import (
 // each with the marks of the words that hold counts. Both orders go from the
 // largest error to the smallest, background ones from the last slot down.
 type halfRow[T uint16 | uint32] struct {
-	bg     []T
-	bgMark []uint64
+	bg     *[halfBgSlots]T
+	bgMark *[halfBgSlots / 64]uint64
 	fg     []T
 	fgMark []uint64
 }
 
 func newHalfRow[T uint16 | uint32](t *halfTables) halfRow[T] {
 	return halfRow[T]{
-		bg:     make([]T, halfBgSlots),
-		bgMark: make([]uint64, halfBgSlots/64),
+		bg:     new([halfBgSlots]T),
+		bgMark: new([halfBgSlots / 64]uint64),
 		fg:     make([]T, len(t.order)),
 		fgMark: make([]uint64, markWords(t)),
 	}
@@ -118,7 +118,7 @@ func (f *Fused) foldRow(hist *Histogram, c int, row *halfRow[uint32], t *halfTab
 		for word != 0 {
 			hb := 63 - bits.LeadingZeros64(word)
 			word &^= 1 << hb
-			k := wi<<6 | hb
+			k := (wi<<6 | hb) & (halfBgSlots - 1)
 			if n := row.bg[k]; n != 0 {
 				row.bg[k] = 0
 				f.fold.add(t.bgErr[k], uint64(n), false)
@@ -168,7 +168,11 @@ func (f *Fused) halfSmallLoss(plane []uint16, c int, fg, ignored []int32, opt Op
 		pend = f.pending.rowOf(c)
 	}
 	g := int64(len(fg))
-	loss, largest := walkSmall(row, pend, g, fgFrom, fgTo, t)
+	largest := math.NaN() // needed when the class is absent
+	if g == 0 {
+		largest = largestBackground(row, t)
+	}
+	loss := walkSmall(row, pend, g, fgFrom, fgTo, t)
 	if hist != nil {
 		if f.pending.direct {
 			f.foldRow(hist, c, pend, t)
@@ -185,10 +189,11 @@ func (f *Fused) halfSmallLoss(plane []uint16, c int, fg, ignored []int32, opt Op
 }
 
 // binSmall counts every value of plane as a background pixel by its
-// magnitude bits, and marks them.
-func binSmall(plane []uint16, n []uint16, mark []uint64) {
-	n = n[:halfBgSlots]
-	mark = mark[:halfBgSlots/64]
+// magnitude bits, and marks them. It is kept out of line: inlined, its
+// loop spills a register to the stack.
+//
+//go:noinline
+func binSmall(plane []uint16, n *[halfBgSlots]uint16, mark *[halfBgSlots / 64]uint64) {
 	for _, b := range plane {
 		k := b & (halfBgSlots - 1)
 		n[k]++
@@ -199,9 +204,8 @@ func binSmall(plane []uint16, n []uint16, mark []uint64) {
 // walkSmall visits a small image's counts for one class (row, see halfRow)
 // from the largest error down, clearing them, and returns the Lovász
 // extension of the Jaccard loss for g > 0 foreground pixels (see
-// halfExtension) and the largest error, NaN for no valid pixel. Foreground
-// positions lie in the words fgFrom to fgTo of row.fgMark. When pend is not
-// nil, the counts are added to it.
+// halfExtension). Foreground positions lie in the words fgFrom to fgTo of
+// row.fgMark. When pend is not nil, the counts are added to it.
 //
 // Background and foreground counts are kept apart, and their two orders are
 // merged: before each background value, the foreground positions that come
@@ -211,16 +215,12 @@ func binSmall(plane []uint16, n []uint16, mark []uint64) {
 // store), and the division for the Jaccard index is a product with a table
 // of reciprocals (the denominator is a pixel count), which can differ from
 // the quotient in its last bit.
-func walkSmall(row *halfRow[uint16], pend *halfRow[uint32], g int64, fgFrom, fgTo int, t *halfTables) (value, largest float64) {
-	largest = math.NaN()
+func walkSmall(row *halfRow[uint16], pend *halfRow[uint32], g int64, fgFrom, fgTo int, t *halfTables) (value float64) {
 	var seen, b0 int64
 	var prev float64
 	add := func(e float64, n uint16) {
-		if seen == 0 {
-			largest = e
-		}
 		seen += int64(n)
-		j := float64(seen) * t.recip[g+b0]
+		j := float64(seen) * t.recip[(g+b0)&(halfSparsePixels-1)] // g+b0 < halfSparsePixels
 		value += e * (j - prev)
 		prev = j
 	}
@@ -266,7 +266,7 @@ func walkSmall(row *halfRow[uint16], pend *halfRow[uint32], g int64, fgFrom, fgT
 		for word != 0 {
 			hb := 63 - bits.LeadingZeros64(word)
 			word &^= 1 << hb
-			k := wi<<6 | hb
+			k := (wi<<6 | hb) & (halfBgSlots - 1)
 			n := row.bg[k]
 			if n == 0 {
 				continue // its pixels all were foreground or ignored
@@ -285,5 +285,20 @@ func walkSmall(row *halfRow[uint16], pend *halfRow[uint32], g int64, fgFrom, fgT
 	for fgNext < math.MaxInt {
 		visitFg()
 	}
-	return value, largest
+	return value
+}
+
+// largestBackground is the largest error of a row without foreground
+// pixels, NaN for none.
+func largestBackground(row *halfRow[uint16], t *halfTables) float64 {
+	for wi := len(row.bgMark) - 1; wi >= 0; wi-- {
+		for word := row.bgMark[wi]; word != 0; {
+			hb := 63 - bits.LeadingZeros64(word)
+			word &^= 1 << hb
+			if k := (wi<<6 | hb) & (halfBgSlots - 1); row.bg[k] != 0 {
+				return t.bgErr[k]
+			}
+		}
+	}
+	return math.NaN()
 }
