@@ -110,7 +110,7 @@ func halfCases() []halfCase {
 		cases = append(cases, halfCase{im.name, im.classes, im.h, im.w, toHalf(im.probs), im.labels})
 	}
 	// Past halfSparsePixels, so that the dense walk is taken too.
-	for _, im := range []image{benchImage(4, 160, 128, 5), benchImage(3, 1, 20000, 6)} {
+	for _, im := range []image{benchImage(4, 260, 256, 5), benchImage(3, 1, 70000, 6)} {
 		for i := range im.labels {
 			if i%17 == 0 {
 				im.labels[i] = 255
@@ -459,7 +459,7 @@ func TestGoldenFused(t *testing.T) {
 }
 
 func TestFusedNoAllocationsWhenWarm(t *testing.T) {
-	im := benchImage(6, 130, 140, 9) // past halfSparsePixels: the dense walk
+	im := benchImage(6, 260, 256, 9) // past halfSparsePixels: the dense walk
 	small := benchImage(6, 8, 8, 9)  // the sparse walk
 	f := NewFused()
 	hist, err := NewHistogram(6, DefaultBinsPerOctave)
