@@ -75,9 +75,6 @@ type halfTables struct {
 	// smallest float16 is 2^-24), so that per-pixel sums are exact
 	// integer sums, equal to the reference's float64 sums.
 	fixed [halfBgSlots]int64
-	// recip[x] is 1/x, for the Jaccard index of small images; recip[0]
-	// is 0, for visits before any pixel when no pixel is foreground.
-	recip [halfSparsePixels]float64
 	// fixed32 is fixed for the fast path's non-negative values below
 	// fast32Limit, whose sums add in uint32 lanes (half the memory
 	// traffic); larger values hold garbage and never reach it.
@@ -118,9 +115,6 @@ func newHalfTables() *halfTables {
 		}
 		return 0
 	})
-	for x := 1; x < len(t.recip); x++ {
-		t.recip[x] = 1 / float64(x)
-	}
 	t.order = make([]uint32, len(all))
 	t.err = make([]float64, len(all))
 	for i, e := range all {

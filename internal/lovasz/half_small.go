@@ -6,14 +6,15 @@ import (
 	"math/bits"
 )
 
-// Small float16 images (fewer than halfSparsePixels pixels) cost more per
-// pixel than large ones: on a model's noisy outputs nearly every pixel of a
-// class holds a float16 value of its own, so the walk visits one position of
-// halfTables.order per pixel where a large image shares each visit among many
-// pixels, and folding those visits into the dataset histogram's bins, an
-// exact addition per bin per class, cost more than the rest of the image.
-// Their errors are therefore counted per position over many images
-// (halfPending) and folded into the histogram once, by Flush; halfFold is
+// Small float16 images (fewer than halfSparsePixels pixels) take a path of
+// their own. On a model's noisy outputs nearly every pixel of a class holds a
+// float16 value of its own, so where a large image shares each value's visit
+// among many pixels, a small one visits a value per pixel: visits must be
+// cheap, and only the values an image holds are visited (halfRow marks
+// them). Folding each image's visits into the dataset histogram's bins, an
+// exact addition per bin reached per class, cost more than the rest of the
+// image, so their errors are counted per value over many images instead
+// (halfPending) and folded into the histogram once, by Flush. halfFold is
 // exact, so the histogram is the same, bit for bit, as if each image had
 // been folded on its own.
 
@@ -209,18 +210,17 @@ func binSmall(plane []uint16, n *[halfBgSlots]uint16, mark *[halfBgSlots / 64]ui
 //
 // Background and foreground counts are kept apart, and their two orders are
 // merged: before each background value, the foreground positions that come
-// before its own position in halfTables.order are visited. Nearly every
-// visit is a pixel of its own here, so the loop keeps its state in local
-// variables (as fields, each visit's sum would wait on the previous one's
-// store), and the division for the Jaccard index is a product with a table
-// of reciprocals (the denominator is a pixel count), which can differ from
-// the quotient in its last bit.
+// before its own position in halfTables.order are visited: the visits and
+// their arithmetic are halfExtension's, so the loss is the same, bit for
+// bit, as on the path of large images. Nearly every visit is a pixel of its
+// own here, so the loop keeps its state in local variables: as fields, each
+// visit's sum waited on the previous one's store.
 func walkSmall(row *halfRow[uint16], pend *halfRow[uint32], g int64, fgFrom, fgTo int, t *halfTables) (value float64) {
 	var seen, b0 int64
 	var prev float64
 	add := func(e float64, n uint16) {
 		seen += int64(n)
-		j := float64(seen) * t.recip[(g+b0)&(halfSparsePixels-1)] // g+b0 < halfSparsePixels
+		j := float64(seen) / float64(g+b0)
 		value += e * (j - prev)
 		prev = j
 	}
