@@ -562,24 +562,15 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 	}
 	var acc *evaluate.Accumulator
 	slices := map[string]*evaluate.Tally{}
+	var err error
 	for _, w := range o.pool.workers() {
-		a, s, err := w.eval.Take()
-		if err != nil {
-			return err
+		if err == nil {
+			acc, err = takeInto(w.eval, acc, slices)
 		}
-		if acc == nil {
-			acc = a
-		} else if err := acc.Merge(a); err != nil {
-			return err
-		}
-		for key, t := range s {
-			if slices[key] == nil {
-				slices[key] = t
-			} else if err := slices[key].Merge(t); err != nil {
-				return err
-			}
-		}
-		w.eval.Release()
+		w.eval.Release() // whatever happened: the buffers go back
+	}
+	if err != nil {
+		return err
 	}
 	if acc != nil {
 		if data, err := acc.MarshalBinary(); err == nil { // the coder's encoding, measured
@@ -592,6 +583,27 @@ func (o *overlap) finish(out *emitters, emitCandidate func(evaluate.Result), emi
 		emitSlice(key, t)
 	}
 	return nil
+}
+
+// takeInto merges what ev accumulated into acc and slices, and returns acc.
+func takeInto(ev *evaluate.Evaluator, acc *evaluate.Accumulator, slices map[string]*evaluate.Tally) (*evaluate.Accumulator, error) {
+	a, s, err := ev.Take()
+	if err != nil {
+		return acc, err
+	}
+	if acc == nil {
+		acc = a
+	} else if err := acc.Merge(a); err != nil {
+		return acc, err
+	}
+	for key, t := range s {
+		if slices[key] == nil {
+			slices[key] = t
+		} else if err := slices[key].Merge(t); err != nil {
+			return acc, err
+		}
+	}
+	return acc, nil
 }
 
 // reset empties the workers' accumulators and the bundle's rows.

@@ -151,10 +151,17 @@ func BenchmarkStages(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
-		fused := lovasz.NewFused()
+		// The fused stages flush small images' errors once per bundle
+		// of benchBundle images, as a pipeline does.
+		fused, images := lovasz.NewFused(), 0
 		stage("fused", func(b *testing.B) {
 			if _, err := fused.Half(half.Half, half.Labels, c, h, w, opt, 0.01, hist, counts); err != nil {
 				b.Fatal(err)
+			}
+			if images++; images%benchBundle == 0 {
+				if err := fused.Flush(hist); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 		for _, boot := range []int{0, 200} {
@@ -165,9 +172,13 @@ func BenchmarkStages(b *testing.B) {
 			if boot > 0 {
 				name = "evaluate-fused-bootstrap200"
 			}
+			images := 0
 			stage(name, func(b *testing.B) {
 				if _, err := e.Evaluate(half, "mem.tar"); err != nil {
 					b.Fatal(err)
+				}
+				if images++; images%benchBundle == 0 {
+					take(b, e)
 				}
 			})
 		}

@@ -112,7 +112,7 @@ type Evaluator struct {
 	opt      Options
 	*buffers                   // taken on first use, handed back by Release
 	counts   *lovasz.Counts    // this image's
-	hist     *lovasz.Histogram // this image's, merged into acc once the image is accepted
+	hist     *lovasz.Histogram // this image's, merged into acc once the image is accepted (but see flush)
 	acc      *Accumulator
 	flushErr error             // from flush, for Take
 	slices   map[string]*Tally // by SliceKey
@@ -157,8 +157,9 @@ func (e *Evaluator) take() {
 
 // Release hands the buffers sized for the images seen so far to the next
 // Evaluator of the process that needs them, so that an idle Evaluator holds
-// no image-sized memory. Slices returned by PredictionAt are invalid
-// after.
+// no image-sized memory. The errors they hold back for small float16 images
+// go to the accumulator first (see flush). Slices returned by PredictionAt
+// are invalid after.
 func (e *Evaluator) Release() {
 	if e.buffers == nil {
 		return
@@ -172,7 +173,9 @@ func (e *Evaluator) Release() {
 }
 
 // Take returns what has been accumulated since the last Take, for the whole
-// and by slice; the accumulator is nil when no image was evaluated.
+// and by slice; the accumulator is nil when no image was evaluated. The
+// error is flush's, which a correct Evaluator never has: then nothing is
+// returned, as the accumulator lacks some images' errors.
 func (e *Evaluator) Take() (*Accumulator, map[string]*Tally, error) {
 	e.flush()
 	acc, slices, err := e.acc, e.slices, e.flushErr

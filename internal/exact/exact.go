@@ -127,17 +127,20 @@ func (s *Sum) Add(x float64) {
 	s.Hi += int64(hi^neg) + int64(c)
 }
 
-// AddFixed adds v × 2^-frac to s, exactly, for frac from 0 to 64: an
-// integer count of units of 2^-frac, such as a sum of many values on that
-// grid that was added up in integers first. Added to a Sum holding a
-// non-finite value, it changes nothing.
+// AddFixed adds v × 2^-frac to s, exactly: an integer count of units of
+// 2^-frac, such as a sum of many values on that grid that was added up in
+// integers first. frac must be at most 64, and v × 2^-frac below 2^63, as
+// every partial sum must be (see Sum). Added to a Sum holding a non-finite
+// value, it changes nothing.
 func (s *Sum) AddFixed(v uint64, frac uint) {
+	if frac > 64 {
+		panic("exact: AddFixed with a unit finer than 2^-64")
+	}
 	if s.special() {
 		return
 	}
 	// v × 2^(64-frac) units of 2^-64 as a 128-bit integer hi:lo; Go shifts
 	// by 64 give 0, which makes frac 0 and 64 need no branch.
-	frac = min(frac, 64)
 	lo := v << (64 - frac)
 	hi := v >> frac
 	var c uint64

@@ -16,11 +16,15 @@ type halfScratch struct {
 	small *halfRow[uint16]
 }
 
-// halfSparsePixels is the image size below which an image is small (see
-// halfSmallLoss): its counts fit uint16, and walking the values it holds
-// costs less than walking all ~48k slots and folding each image into the
-// histogram's bins (at 128x128, 69 ns a pixel instead of 186).
-const halfSparsePixels = 1 << 16
+// halfSmallPixels is the image size below which an image is small (see
+// half_small.go): its counts fit uint16, and from 128x128 down, walking the
+// values it holds costs less than walking all ~48k slots and folding each
+// image into the histogram's bins (README, "Performance").
+const halfSmallPixels = 1 << 16
+
+// smallPixels is halfSmallPixels, a variable only so that tests can send
+// small images down the path of large ones, to compare the two.
+var smallPixels = halfSmallPixels
 
 // Half evaluates an image of float16 class probabilities, given by their
 // bits as probs[c*H*W+i], without converting them. It checks them as
@@ -41,7 +45,8 @@ func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int,
 	if err := checkFused(len(probs), labels, classes, height, width, opt, hist, counts); err != nil {
 		return ImageLoss{}, err
 	}
-	if q := f.pending; q != nil && q.pixels > 0 && q.classes != classes {
+	small := height*width < smallPixels
+	if q := f.pending; small && hist != nil && q != nil && q.pixels > 0 && q.classes != classes {
 		return ImageLoss{}, fmt.Errorf("the errors of %d-class images are pending: Flush them before evaluating %d-class images", q.classes, classes)
 	}
 	p := height * width
@@ -69,7 +74,7 @@ func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int,
 	if res.ValidPixels == 0 {
 		return res, nil
 	}
-	if p < halfSparsePixels && hist != nil {
+	if small && hist != nil {
 		if f.pending == nil {
 			f.pending = &halfPending{}
 		}
@@ -283,7 +288,7 @@ func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist 
 	ev, sc := f.ref, f.half
 	fg := ev.pixels[ev.start[c]:ev.start[c+1]]
 	ignored := ev.pixels[ev.start[classes]:]
-	if len(plane) < halfSparsePixels {
+	if len(plane) < smallPixels {
 		return f.halfSmallLoss(plane, c, fg, ignored, opt, hist, t)
 	}
 	binHalf(plane, &sc.bg, &sc.bg2)

@@ -3,6 +3,7 @@ package lovasz
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -109,7 +110,7 @@ func halfCases() []halfCase {
 	for _, im := range variedImages() {
 		cases = append(cases, halfCase{im.name, im.classes, im.h, im.w, toHalf(im.probs), im.labels})
 	}
-	// Past halfSparsePixels, so that the dense walk is taken too.
+	// Past halfSmallPixels, so that the path of large images is taken too.
 	for _, im := range []image{benchImage(4, 260, 256, 5), benchImage(3, 1, 70000, 6)} {
 		for i := range im.labels {
 			if i%17 == 0 {
@@ -180,6 +181,56 @@ func TestFusedHalfMatchesReference(t *testing.T) {
 				}
 				if got.loss.Bound != 0 {
 					t.Errorf("%s: bound %v, want 0", tc.name, got.loss.Bound)
+				}
+			}
+		}
+	}
+}
+
+// TestHalfSmallMatchesLarge evaluates every small case on the small path
+// and again on the path of large images, and checks that the two agree bit
+// for bit: losses, per-class losses, counts and, once flushed, histograms
+// with their largest errors. The small path visits the same values in the
+// same order with the same arithmetic, so any difference is a bug (a tie
+// visited in another order, say), however small.
+func TestHalfSmallMatchesLarge(t *testing.T) {
+	sets := []ClassSet{{Mode: Present}, {Mode: All}, {Mode: List, IDs: []int{0, 2}}}
+	same := func(a, b float64) bool {
+		return math.Float64bits(a) == math.Float64bits(b) || math.IsNaN(a) && math.IsNaN(b)
+	}
+	small, large := NewFused(), NewFused()
+	for _, tc := range halfCases() {
+		if tc.h*tc.w >= halfSmallPixels {
+			continue
+		}
+		for _, set := range sets {
+			for _, tol := range []float64{0, 0.01} {
+				opt := Options{Classes: set, Ignore: 255, HasIgnore: true}
+				got, want := newRun(t, tc.classes), newRun(t, tc.classes)
+				got.loss, got.err = small.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, got.hist, got.counts)
+				got.loss.PerClass = slices.Clone(got.loss.PerClass)
+				if err := small.Flush(got.hist); err != nil {
+					t.Fatal(err)
+				}
+				smallPixels = 0
+				want.loss, want.err = large.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, want.hist, want.counts)
+				smallPixels = halfSmallPixels
+				if (got.err == nil) != (want.err == nil) {
+					t.Fatalf("%s %v tol=%v: error %v on the small path, %v on the large one", tc.name, set, tol, got.err, want.err)
+				}
+				if got.err != nil {
+					continue
+				}
+				name := fmt.Sprintf("%s %v tol=%v", tc.name, set, tol)
+				if got.loss.ValidPixels != want.loss.ValidPixels || !same(got.loss.Loss, want.loss.Loss) ||
+					!slices.EqualFunc(got.loss.PerClass, want.loss.PerClass, same) {
+					t.Errorf("%s: small path %v %v, large path %v %v", name, got.loss.Loss, got.loss.PerClass, want.loss.Loss, want.loss.PerClass)
+				}
+				if !slices.Equal(got.counts.Confusion, want.counts.Confusion) {
+					t.Errorf("%s: confusion differs", name)
+				}
+				if !histogramsEqual(got.hist, want.hist) {
+					t.Errorf("%s: histograms differ", name)
 				}
 			}
 		}
@@ -459,8 +510,8 @@ func TestGoldenFused(t *testing.T) {
 }
 
 func TestFusedNoAllocationsWhenWarm(t *testing.T) {
-	im := benchImage(6, 260, 256, 9) // past halfSparsePixels: the dense walk
-	small := benchImage(6, 8, 8, 9)  // the sparse walk
+	im := benchImage(6, 260, 256, 9) // past halfSmallPixels: the path of large images
+	small := benchImage(6, 8, 8, 9)  // the small path
 	f := NewFused()
 	hist, err := NewHistogram(6, DefaultBinsPerOctave)
 	if err != nil {
@@ -572,7 +623,7 @@ func TestHalfPendingFlush(t *testing.T) {
 	const classes = 3
 	var images []halfCase
 	for _, tc := range halfCases() {
-		if tc.classes == classes && tc.h*tc.w < halfSparsePixels {
+		if tc.classes == classes && tc.h*tc.w < halfSmallPixels {
 			images = append(images, tc, tc) // twice: counts of one value add up
 		}
 	}

@@ -26,8 +26,9 @@ type halfFold struct {
 	sb    uint64
 }
 
-// foldUnits is the exponent of the unit of halfFold's sums: 2^-32.
-const foldUnits = 32
+// foldUnits is the exponent of the unit of halfFold's sums, 2^-32: bin
+// edges are multiples of 2^(minExp-maxHistogramBits), and errors of 2^-24.
+const foldUnits = maxHistogramBits - minExp
 
 // start prepares to fold class c into hist.
 func (h *halfFold) start(hist *Histogram, c int) {

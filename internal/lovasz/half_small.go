@@ -6,7 +6,7 @@ import (
 	"math/bits"
 )
 
-// Small float16 images (fewer than halfSparsePixels pixels) take a path of
+// Small float16 images (fewer than halfSmallPixels pixels) take a path of
 // their own. On a model's noisy outputs nearly every pixel of a class holds a
 // float16 value of its own, so where a large image shares each value's visit
 // among many pixels, a small one visits a value per pixel: visits must be
@@ -92,13 +92,15 @@ func (p *halfPending) rowOf(c int) *halfRow[uint32] {
 
 // Flush adds to hist the errors of the small float16 images that Half has
 // counted since the last Flush (see Half), and forgets them. hist must have
-// the classes of those images.
+// the classes of those images; if it has not, the errors are dropped, as
+// they belong in no other histogram either, and Flush returns an error.
 func (f *Fused) Flush(hist *Histogram) error {
 	p := f.pending
 	if p == nil || p.pixels == 0 {
 		return nil
 	}
 	if hist.Classes != p.classes {
+		f.pending = nil
 		return fmt.Errorf("flushing the errors of %d-class images into a histogram of %d classes", p.classes, hist.Classes)
 	}
 	t := halfTablesOnce()

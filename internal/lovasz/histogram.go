@@ -29,11 +29,13 @@ type Histogram struct {
 	// pixel counts, and the sums of (error - bin low edge). Sums of bin 0 are
 	// not kept: its errors lie in [0, 2^-24).
 	//
-	// The sums are exact.Sums: each image's sum for a bin is computed in
-	// float64, in a fixed order, then added exactly, rounded to a multiple
-	// of 2^-64. That rounding moves an image's sum by at most 2^-65,
-	// negligible beside the bin widths (2^-32 at the least) that the loss's
-	// error bound comes from.
+	// The sums are exact.Sums. For float32 inputs, each image's sum for a
+	// bin is computed in float64, in a fixed order, then added exactly,
+	// rounded to a multiple of 2^-64: that moves an image's sum by at most
+	// 2^-65, negligible beside the bin widths (2^-32 at the least) that the
+	// loss's error bound comes from. Float16 errors are added without any
+	// rounding (halfFold), so their sums do not depend on how images were
+	// grouped.
 	FgCount []int64
 	BgCount []int64
 	FgSum   []exact.Sum
