@@ -144,3 +144,42 @@ func BenchmarkFusedHalfStages(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFusedHalfDistinct is BenchmarkFusedHalf's small32 on 64 distinct
+// images in turn, as a pipeline sees them: an image's planes, and the
+// counts held back for the histogram, are no longer in cache from the
+// previous iteration, and a flush folds the values of many images.
+func BenchmarkFusedHalfDistinct(b *testing.B) {
+	const classes, h, w, distinct = 19, 32, 32, 64
+	var probs [][]uint16
+	var labels [][]int32
+	for i := range distinct {
+		im := benchImage(classes, h, w, uint64(i+1))
+		probs, labels = append(probs, toHalf(im.probs)), append(labels, im.labels)
+	}
+	f := NewFused()
+	counts := NewCounts(classes)
+	hist, err := NewHistogram(classes, DefaultBinsPerOctave)
+	if err != nil {
+		b.Fatal(err)
+	}
+	images := 0
+	run := func() {
+		counts.Reset()
+		i := images % distinct
+		if _, err := f.Half(probs[i], labels[i], classes, h, w, Options{}, 0.01, hist, counts); err != nil {
+			b.Fatal(err)
+		}
+		if images++; images%benchFlushEvery == 0 {
+			if err := f.Flush(hist); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	run() // warm the buffers
+	b.ReportAllocs()
+	for b.Loop() {
+		run()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(h*w), "ns/px")
+}
