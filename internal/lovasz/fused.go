@@ -36,8 +36,11 @@ type Fused struct {
 	fold    halfFold
 	visits  []halfVisit  // one class's non-empty float16 slots
 	pending *halfPending // small images' errors, until Flush
-	rng     halfRange
-	f32     []float32 // float32 copy of a bad float16 image, for its error
+	// smallPixels is halfSmallPixels; tests lower it to send small
+	// images down the path of large ones, to compare the two.
+	smallPixels int
+	rng         halfRange
+	f32         []float32 // float32 copy of a bad float16 image, for its error
 }
 
 // fusedBlock is the number of pixels the blocked pass holds in cache across
@@ -52,6 +55,8 @@ func NewFused() *Fused {
 		arg:  make([]int32, fusedBlock),
 		sum:  make([]int64, fusedBlock),
 		rng:  halfRange{tol: math.NaN()},
+
+		smallPixels: halfSmallPixels,
 	}
 }
 

@@ -19,7 +19,8 @@ var fuzzHalfValues = []uint16{
 // values and on logits, against the reference steps on the same values: the
 // same error or none, the same counts (and histogram counts), and the same
 // loss within the reference's bound (logits: within 1e-5, the float32
-// softmax's).
+// softmax's). Float16 bits also take the path of large images, which must
+// agree with the small one bit for bit.
 func FuzzFused(f *testing.F) {
 	f.Add([]byte{3, 2, 2, 0, 1, 2, 255, 10, 200, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120}, uint8(0), uint8(0))
 	f.Add([]byte{2, 1, 3, 1, 0, 9, 128, 128, 255, 250, 3, 3}, uint8(1), uint8(1))
@@ -52,6 +53,9 @@ func FuzzFused(f *testing.F) {
 		opt := Options{Ignore: 255, HasIgnore: true, Classes: ClassSet{Mode: ClassMode(mode % 3), IDs: []int{0, 1}}}
 		tol := []float64{0, 0.01, 1}[tolSel%3]
 		gotHalf, want := runHalf(t, tc, opt, tol, NewFused())
+		large := NewFused()
+		large.smallPixels = 0
+		sameRuns(t, "small and large paths", gotHalf, halfRun(t, tc, opt, tol, large))
 		gotProbs, _ := runProbs(t, tc, fromHalf(tc.probs), opt, tol, NewFused())
 		for _, got := range []run{gotHalf, gotProbs} {
 			if (got.err == nil) != (want.err == nil) {

@@ -22,9 +22,6 @@ type halfScratch struct {
 // image into the histogram's bins (README, "Performance").
 const halfSmallPixels = 1 << 16
 
-// smallPixels is halfSmallPixels, a variable only so that tests can send
-// small images down the path of large ones, to compare the two.
-var smallPixels = halfSmallPixels
 
 // Half evaluates an image of float16 class probabilities, given by their
 // bits as probs[c*H*W+i], without converting them. It checks them as
@@ -45,7 +42,7 @@ func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int,
 	if err := checkFused(len(probs), labels, classes, height, width, opt, hist, counts); err != nil {
 		return ImageLoss{}, err
 	}
-	small := height*width < smallPixels
+	small := height*width < f.smallPixels
 	if q := f.pending; small && hist != nil && q != nil && q.pixels > 0 && q.classes != classes {
 		return ImageLoss{}, fmt.Errorf("the errors of %d-class images are pending: Flush them before evaluating %d-class images", q.classes, classes)
 	}
@@ -288,7 +285,7 @@ func (f *Fused) halfClassLoss(plane []uint16, c, classes int, opt Options, hist 
 	ev, sc := f.ref, f.half
 	fg := ev.pixels[ev.start[c]:ev.start[c+1]]
 	ignored := ev.pixels[ev.start[classes]:]
-	if len(plane) < smallPixels {
+	if len(plane) < f.smallPixels {
 		return f.halfSmallLoss(plane, c, fg, ignored, opt, hist, t)
 	}
 	binHalf(plane, &sc.bg, &sc.bg2)

@@ -195,10 +195,8 @@ func TestFusedHalfMatchesReference(t *testing.T) {
 // visited in another order, say), however small.
 func TestHalfSmallMatchesLarge(t *testing.T) {
 	sets := []ClassSet{{Mode: Present}, {Mode: All}, {Mode: List, IDs: []int{0, 2}}}
-	same := func(a, b float64) bool {
-		return math.Float64bits(a) == math.Float64bits(b) || math.IsNaN(a) && math.IsNaN(b)
-	}
 	small, large := NewFused(), NewFused()
+	large.smallPixels = 0
 	for _, tc := range halfCases() {
 		if tc.h*tc.w >= halfSmallPixels {
 			continue
@@ -206,32 +204,8 @@ func TestHalfSmallMatchesLarge(t *testing.T) {
 		for _, set := range sets {
 			for _, tol := range []float64{0, 0.01} {
 				opt := Options{Classes: set, Ignore: 255, HasIgnore: true}
-				got, want := newRun(t, tc.classes), newRun(t, tc.classes)
-				got.loss, got.err = small.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, got.hist, got.counts)
-				got.loss.PerClass = slices.Clone(got.loss.PerClass)
-				if err := small.Flush(got.hist); err != nil {
-					t.Fatal(err)
-				}
-				smallPixels = 0
-				want.loss, want.err = large.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, want.hist, want.counts)
-				smallPixels = halfSmallPixels
-				if (got.err == nil) != (want.err == nil) {
-					t.Fatalf("%s %v tol=%v: error %v on the small path, %v on the large one", tc.name, set, tol, got.err, want.err)
-				}
-				if got.err != nil {
-					continue
-				}
-				name := fmt.Sprintf("%s %v tol=%v", tc.name, set, tol)
-				if got.loss.ValidPixels != want.loss.ValidPixels || !same(got.loss.Loss, want.loss.Loss) ||
-					!slices.EqualFunc(got.loss.PerClass, want.loss.PerClass, same) {
-					t.Errorf("%s: small path %v %v, large path %v %v", name, got.loss.Loss, got.loss.PerClass, want.loss.Loss, want.loss.PerClass)
-				}
-				if !slices.Equal(got.counts.Confusion, want.counts.Confusion) {
-					t.Errorf("%s: confusion differs", name)
-				}
-				if !histogramsEqual(got.hist, want.hist) {
-					t.Errorf("%s: histograms differ", name)
-				}
+				name := fmt.Sprintf("%s %v tol=%v, small and large paths", tc.name, set, tol)
+				sameRuns(t, name, halfRun(t, tc, opt, tol, small), halfRun(t, tc, opt, tol, large))
 			}
 		}
 	}
@@ -313,14 +287,46 @@ func newRun(t *testing.T, classes int) run {
 // values.
 func runHalf(t *testing.T, tc halfCase, opt Options, tol float64, f *Fused) (got, want run) {
 	t.Helper()
-	got, want = newRun(t, tc.classes), newRun(t, tc.classes)
-	got.loss, got.err = f.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, got.hist, got.counts)
-	got.loss.PerClass = slices.Clone(got.loss.PerClass)
-	if err := f.Flush(got.hist); err != nil {
-		t.Fatal(err)
-	}
+	got, want = halfRun(t, tc, opt, tol, f), newRun(t, tc.classes)
 	want.loss, want.err = NewFused().reference(fromHalf(tc.probs), tc.labels, tc.classes, tc.h, tc.w, opt, tol, want.hist, want.counts)
 	return got, want
+}
+
+// halfRun evaluates tc with f.Half, and flushes into the run's histogram.
+func halfRun(t *testing.T, tc halfCase, opt Options, tol float64, f *Fused) run {
+	t.Helper()
+	r := newRun(t, tc.classes)
+	r.loss, r.err = f.Half(tc.probs, tc.labels, tc.classes, tc.h, tc.w, opt, tol, r.hist, r.counts)
+	r.loss.PerClass = slices.Clone(r.loss.PerClass)
+	if err := f.Flush(r.hist); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// sameRuns checks that two runs of Half agree bit for bit: the same error
+// or none, losses, counts and histograms.
+func sameRuns(t *testing.T, name string, a, b run) {
+	t.Helper()
+	if (a.err == nil) != (b.err == nil) || a.err != nil && a.err.Error() != b.err.Error() {
+		t.Fatalf("%s: error %v, and %v", name, a.err, b.err)
+	}
+	if a.err != nil {
+		return
+	}
+	same := func(x, y float64) bool {
+		return math.Float64bits(x) == math.Float64bits(y) || math.IsNaN(x) && math.IsNaN(y)
+	}
+	if a.loss.ValidPixels != b.loss.ValidPixels || !same(a.loss.Loss, b.loss.Loss) ||
+		!slices.EqualFunc(a.loss.PerClass, b.loss.PerClass, same) {
+		t.Errorf("%s: loss %v %v, and %v %v", name, a.loss.Loss, a.loss.PerClass, b.loss.Loss, b.loss.PerClass)
+	}
+	if !slices.Equal(a.counts.Confusion, b.counts.Confusion) {
+		t.Errorf("%s: confusion differs", name)
+	}
+	if !histogramsEqual(a.hist, b.hist) {
+		t.Errorf("%s: histograms differ", name)
+	}
 }
 
 // runProbs evaluates float32 probabilities with f.Probs and with the
