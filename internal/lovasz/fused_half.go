@@ -22,7 +22,6 @@ type halfScratch struct {
 // image into the histogram's bins (README, "Performance").
 const halfSmallPixels = 1 << 16
 
-
 // Half evaluates an image of float16 class probabilities, given by their
 // bits as probs[c*H*W+i], without converting them. It checks them as
 // CheckProbabilities does at tolerance tol (0 turns the check off), adds the
