@@ -41,11 +41,11 @@ func (f *Fused) Half(probs []uint16, labels []int32, classes, height, width int,
 	if err := checkFused(len(probs), labels, classes, height, width, opt, hist, counts); err != nil {
 		return ImageLoss{}, err
 	}
-	small := height*width < f.smallPixels
+	p := height * width
+	small := p < f.smallPixels
 	if q := f.pending; small && hist != nil && q != nil && q.pixels > 0 && q.classes != classes {
 		return ImageLoss{}, fmt.Errorf("the errors of %d-class images are pending: Flush them before evaluating %d-class images", q.classes, classes)
 	}
-	p := height * width
 	if int64(p) >= math.MaxInt32 {
 		// Counts are uint32; images this large take the reference path.
 		return f.halfReference(probs, labels, classes, height, width, opt, tol, hist, counts)
